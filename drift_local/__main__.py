@@ -1,0 +1,3 @@
+from drift_local.cli.app import main
+
+main()

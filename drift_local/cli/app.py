@@ -1,0 +1,52 @@
+"""The `drift-local` command. Commands only parse, call a session, and render."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from drift_local.cli.common import err_console
+from drift_local.errors import DriftError
+
+app = typer.Typer(
+    name="drift-local",
+    help="Personalize a local LLM to one person from a few dozen of their choices, with no training.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def _register() -> None:
+    # Command modules register themselves on import; none imports llama.cpp at module level,
+    # so --help and shell completion stay instant.
+    from drift_local.cli import models_cmd  # noqa: F401
+    from drift_local.cli import profile_cmd  # noqa: F401
+    from drift_local.cli import config_cmd  # noqa: F401
+
+
+def main() -> None:
+    _register()
+    try:
+        app(standalone_mode=False)
+    except DriftError as exc:
+        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+        if exc.hint:
+            err_console.print(f"[dim]hint: {exc.hint}[/]", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        err_console.print("[yellow]interrupted[/]")
+        sys.exit(130)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("[yellow]aborted[/]")
+        sys.exit(130)
+    except Exception as exc:  # click usage errors and the like
+        import click
+
+        if isinstance(exc, click.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise

