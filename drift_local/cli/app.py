@@ -24,12 +24,18 @@ def _register() -> None:
     from drift_local.cli import models_cmd  # noqa: F401
     from drift_local.cli import profile_cmd  # noqa: F401
     from drift_local.cli import config_cmd  # noqa: F401
+    from drift_local.cli import fit_cmd  # noqa: F401
+    from drift_local.cli import generate_cmd  # noqa: F401
+    from drift_local.cli import chat_cmd  # noqa: F401
 
 
 def main() -> None:
     _register()
     try:
-        app(standalone_mode=False)
+        # Without standalone mode click returns (not raises) the code of a typer.Exit.
+        code = app(standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except DriftError as exc:
         err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
         if exc.hint:

@@ -35,7 +35,9 @@ app.add_typer(
     help="List, download and remove GGUF models (a catalogue of known models, or any GGUF on Hugging Face).",
 )
 
-SpecArgument = Annotated[str, typer.Argument(metavar="NAME|REPO/FILE", help="A catalogue name or OWNER/REPO/FILE.gguf.")]
+SpecArgument = Annotated[
+    str, typer.Argument(metavar="NAME|REPO/FILE", help="A catalogue name or OWNER/REPO/FILE.gguf.")
+]
 
 
 def _default_names() -> dict[str, str]:
@@ -172,7 +174,9 @@ def pull_cmd(
 
 
 @models_app.command("path")
-def path_cmd(spec: Annotated[str, typer.Argument(metavar="NAME", help="A model name, REPO/FILE or .gguf path.")]) -> None:
+def path_cmd(
+    spec: Annotated[str, typer.Argument(metavar="NAME", help="A model name, REPO/FILE or .gguf path.")],
+) -> None:
     """Print the path of a downloaded model, and nothing else (for scripts); fails if it is not there."""
     typer.echo(str(resolve_model(spec).path))
 

@@ -7,6 +7,7 @@ import json
 import os
 import sys
 from dataclasses import asdict
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -32,7 +33,10 @@ app.add_typer(
 )
 
 ProfileName = Annotated[
-    str, typer.Argument(help="The profile's name: 1-64 letters, digits, '-', '_' or '.'.", show_default=False)
+    str,
+    typer.Argument(
+        metavar="NAME", help="The profile's name: 1-64 letters, digits, '-', '_' or '.'.", show_default=False
+    ),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
@@ -79,14 +83,18 @@ def show(
 ) -> None:
     """Show what the latest fit says a profile prefers.
 
-    Draws each attribute's unit implicit preference (the mean reward of chosen minus rejected
-    responses, W-L) as a bar, most preferred first, and marks the attributes decoding uses."""
+    Each bar is an attribute's unit implicit preference: mean reward of chosen minus rejected (W-L).
+
+    Most preferred first; ★ marks the attributes decoding uses."""
     with Store.open() as store:
         profile = store.get_profile(name)
         n_pairs = store.count_pairs(profile)
         fit = store.latest_fit(profile)
-        active = store.active_attributes(profile).names
-    report = _fit_report(profile, n_pairs, fit, top or load_settings().attributes, active)
+        stale = fit is not None and (
+            fit.n_pairs != store.count_pairs(profile, include_ties=False)  # fitting leaves ties out
+            or fit.names != store.active_attributes(profile).names
+        )
+    report = _fit_report(profile, n_pairs, fit, top or load_settings().attributes, stale)
     if json_output:
         print_json(report)
     else:
@@ -101,18 +109,19 @@ def rm(
     """Delete a profile with all its pairs, attribute choices, fits and chat logs."""
     with Store.open() as store:
         n_pairs = store.count_pairs(store.get_profile(name))
-        if not (yes or _confirmed(f"delete profile '{name}' with its {n_pairs} pairs, fits and chats?")):
+        if not (yes or _confirmed(f"delete profile '{name}' with its {_pairs(n_pairs)}, fits and chats?")):
             console.print(f"kept profile '{name}'")
             return
         store.delete_profile(name)
-    console.print(f"deleted profile '{name}' ({n_pairs} pairs)")
+    console.print(f"deleted profile '{name}' ({_pairs(n_pairs)})")
 
 
 @profile_app.command()
 def export(
     name: ProfileName,
     file: Annotated[
-        str, typer.Argument(help="Where to write the JSON; '-' for standard output.", show_default=False)
+        str,
+        typer.Argument(metavar="FILE", help="Where to write the JSON; '-' for standard output.", show_default=False),
     ],
 ) -> None:
     """Write a profile's pairs, attribute choices and fit history as JSON.
@@ -124,7 +133,7 @@ def export(
         print_json(data)
         return
     _write_json(Path(file), data)
-    console.print(f"exported profile '{name}' ({len(data['pairs'])} pairs) to {escape(file)}")
+    console.print(f"exported profile '{name}' ({_pairs(len(data['pairs']))}) to {escape(file)}")
 
 
 @profile_app.command("import")
@@ -133,6 +142,7 @@ def import_pairs(
     file: Annotated[
         Path,
         typer.Argument(
+            metavar="FILE",
             help="JSONL of {prompt, chosen, rejected}, a JSON array of those, PRISM utterances.jsonl, "
             "HH-RLHF {chosen, rejected} transcripts, or a `profile export` file.",
             show_default=False,
@@ -161,12 +171,12 @@ def import_pairs(
         total = store.count_pairs(profile)
     already = f", {len(result.pairs) - len(new)} already there" if len(new) < len(result.pairs) else ""
     console.print(
-        f"imported {len(new)} pairs into '{name}' (format: {result.format}{already}); it holds {total} now"
+        f"imported {_pairs(len(new))} into '{name}' (format: {result.format}{already}); it holds {total} now"
     )
     if result.skipped:
         numbers = ", ".join(str(number) for number, _ in result.skipped[:20])
         more = ", ..." if len(result.skipped) > 20 else ""
-        err_console.print(f"skipped {len(result.skipped)} malformed {result.unit}s: {numbers}{more}")
+        err_console.print(f"skipped malformed {result.unit}s ({len(result.skipped)}): {numbers}{more}")
 
 
 @profile_app.command("add-pair")
@@ -197,7 +207,7 @@ def add_pair(
         )
         (pair_id,) = store.add_pairs(profile, [pair])
         total = store.count_pairs(profile)
-    console.print(f"added pair #{pair_id} to '{name}'; it holds {total} pairs now")
+    console.print(f"added pair #{pair_id} to '{name}'; it holds {_pairs(total)} now")
 
 
 @profile_app.command()
@@ -229,8 +239,9 @@ def attributes(
 ) -> None:
     """List a profile's attributes, after applying any changes given.
 
-    Shows each attribute on or off, the paper's or custom. Changes apply all or none; fitting
-    and decoding use the enabled attributes."""
+    Shows each attribute on or off, from the paper or custom; fitting and decoding use those on.
+
+    The changes given apply all together or not at all."""
     with Store.open() as store:
         profile = store.get_profile(name)
         with store.transaction():
@@ -257,8 +268,13 @@ def attributes(
 # -- helpers --------------------------------------------------------------------------------
 
 
+def _pairs(n: int) -> str:
+    return f"{n} pair{'' if n == 1 else 's'}"
+
+
 def _when(iso_time: str) -> str:
-    return iso_time[:16].replace("T", " ")
+    """A stored UTC time, as local time to the minute."""
+    return datetime.fromisoformat(iso_time).astimezone().strftime("%Y-%m-%d %H:%M")
 
 
 def _confirmed(question: str) -> bool:
@@ -312,7 +328,7 @@ def _top_k(fit: FitRecord, k: int) -> set[str]:
     return {name for name, _ in by_strength[:k]}
 
 
-def _fit_report(profile: Profile, n_pairs: int, fit: FitRecord | None, k: int, active: list[str]) -> dict:
+def _fit_report(profile: Profile, n_pairs: int, fit: FitRecord | None, k: int, stale: bool) -> dict:
     """What `profile show` prints, as JSON-able data."""
     report: dict[str, Any] = {"profile": profile.name, "n_pairs": n_pairs, "fit": None, "attributes": []}
     if fit is None:
@@ -325,7 +341,7 @@ def _fit_report(profile: Profile, n_pairs: int, fit: FitRecord | None, k: int, a
         "reward": fit.reward,
         "n_pairs": fit.n_pairs,
         "top_k": min(k, len(fit.names)),
-        "stale": fit.n_pairs != n_pairs or set(fit.names) != set(active),
+        "stale": stale,
     }
     top = _top_k(fit, k)
     rows = [
@@ -338,13 +354,13 @@ def _fit_report(profile: Profile, n_pairs: int, fit: FitRecord | None, k: int, a
 
 def _print_fit_report(report: dict) -> None:
     name, fit = report["profile"], report["fit"]
-    console.print(f"profile '{name}': {report['n_pairs']} pairs")
+    console.print(f"profile '{name}': {_pairs(report['n_pairs'])}")
     refit = f"drift-local fit --profile {name}"
     if fit is None:
         console.print(f"no fit yet; run: {refit}")
         return
     console.print(
-        f"fit #{fit['id']} of {_when(fit['created'])} on {fit['n_pairs']} pairs: method {fit['method']}, "
+        f"fit #{fit['id']} of {_when(fit['created'])} on {_pairs(fit['n_pairs'])}: method {fit['method']}, "
         f"reward {fit['reward']}, model {escape(fit['model_id'])}",
         soft_wrap=True,
     )

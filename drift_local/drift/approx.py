@@ -29,7 +29,7 @@ class Fit:
     """Result of fitting attribute weights on preference pairs."""
 
     weights: np.ndarray  # unit-norm p, shape (A,)
-    preference: np.ndarray  # mean of (win − lose) per pair: the paper's "unit implicit preference"
+    preference: np.ndarray  # mean (win − lose) per pair: the paper's "unit implicit preference"
     n_pairs: int
     method: str  # "qp" or "logreg"
 
@@ -212,7 +212,9 @@ def _margin_accuracy(margins: np.ndarray) -> float:
     return float(np.mean(np.where(margins > 0, 1.0, np.where(margins == 0, 0.5, 0.0))))
 
 
-def _logistic_newton(features: np.ndarray, labels: np.ndarray, l2: float, max_iter: int) -> np.ndarray:
+def _logistic_newton(
+    features: np.ndarray, labels: np.ndarray, l2: float, max_iter: int
+) -> np.ndarray:
     """Minimize Σ logloss + (l2/2)‖coef‖² by damped Newton steps; returns coef.
 
     The intercept is the last parameter and is not penalized. Backtracking

@@ -45,12 +45,15 @@ def drift_logits(
         raise DriftError("beta must be > 0", hint="larger beta means weaker personalization")
     weights = np.asarray(weights, dtype=np.float64)
     if not np.all(np.isfinite(weights)):
-        raise DriftError("attribute weights contain NaN or infinite values", hint="refit the profile")
+        raise DriftError(
+            "attribute weights contain NaN or infinite values", hint="refit the profile"
+        )
     steered = np.array(h_llm, dtype=np.float32, copy=True)
     if math.isinf(beta) or not np.any(weights):
         return steered
     h_attr = np.asarray(h_attr, dtype=np.float32)
-    if h_attr.shape != (weights.size, steered.size) or np.shape(h_base) != steered.shape:
+    shapes_match = steered.ndim == 1 and np.shape(h_base) == steered.shape
+    if not shapes_match or h_attr.shape != (weights.size, steered.size):
         raise DriftError(
             f"logit shapes do not match: llm {steered.shape}, attributes {h_attr.shape}, "
             f"base {np.shape(h_base)}, weights {weights.shape}"
@@ -86,7 +89,9 @@ class SamplerSettings:
         if not 0 <= self.min_p < 1:
             raise DriftError(f"min_p must be in [0, 1) (0 turns it off), got {self.min_p}")
         if not (self.repeat_penalty > 0 and math.isfinite(self.repeat_penalty)):
-            raise DriftError(f"repeat_penalty must be > 0 (1 turns it off), got {self.repeat_penalty}")
+            raise DriftError(
+                f"repeat_penalty must be > 0 (1 turns it off), got {self.repeat_penalty}"
+            )
         if self.repeat_last_n < 0:
             raise DriftError(f"repeat_last_n must be >= 0, got {self.repeat_last_n}")
 
@@ -148,12 +153,13 @@ class Sampler:
             weights = _tempered_weights(logits[ids].astype(np.float64), peak, s.temperature)
             # As in llama.cpp, top-p then works on the renormalized top-k set.
             return _nucleus(ids, weights, float(weights.sum()), s.top_p)
-        weights = _tempered_weights(logits, peak, s.temperature, out=self._buffer("weights", logits.size))
+        weights = self._buffer("weights", logits.size)
+        _tempered_weights(logits, peak, s.temperature, out=weights)
         if s.top_p >= 1.0:
             if self._all_ids.size != logits.size:
                 self._all_ids = np.arange(logits.size)
             return self._all_ids, weights
-        return _full_vocab_nucleus(weights, s.top_p, scratch)
+        return _full_vocab_nucleus(logits, weights, s.top_p, scratch)
 
     def _buffer(self, name: str, size: int) -> np.ndarray:
         """A reusable float32 array of `size` entries (contents undefined)."""
@@ -185,17 +191,20 @@ def _top_ids(values: np.ndarray, count: int, scratch: np.ndarray) -> np.ndarray:
     An in-place partition of a copy in `scratch` finds the cut-off value
     without sorting the vocabulary or allocating a V-sized index array.
     """
-    if count < values.size:
-        np.copyto(scratch, values)
-        scratch.partition(values.size - count)
-        ids = np.flatnonzero(values >= scratch[values.size - count])
-    else:
-        ids = np.arange(values.size)
-    return ids[np.argsort(-values[ids], kind="stable")[:count]]
+    if count >= values.size:
+        return np.argsort(-values, kind="stable")
+    np.copyto(scratch, values)
+    scratch.partition(values.size - count)
+    cutoff = scratch[values.size - count]
+    above = np.flatnonzero(values > cutoff)
+    # Only as many tied tokens as needed (ties are usually few or none).
+    tied = np.flatnonzero(values == cutoff)[: count - above.size]
+    ids = np.concatenate([above, tied])
+    return ids[np.argsort(-values[ids], kind="stable")]
 
 
 def _full_vocab_nucleus(
-    weights: np.ndarray, top_p: float, scratch: np.ndarray
+    logits: np.ndarray, weights: np.ndarray, top_p: float, scratch: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-p over the whole vocabulary without arg-sorting all V tokens.
 
@@ -204,7 +213,14 @@ def _full_vocab_nucleus(
     the weights' values (3x faster than an argsort) to find the cut-off.
     """
     total = float(weights.sum(dtype=np.float64))  # over all V tokens, not just candidates
-    ids = _top_ids(weights, min(_NUCLEUS_CANDIDATES, weights.size), scratch)
+    if np.count_nonzero(weights) <= _NUCLEUS_CANDIDATES:
+        # Typically a low temperature: every token with any mass fits.
+        ids = np.flatnonzero(weights)
+        ids = ids[np.argsort(-weights[ids], kind="stable")]
+    else:
+        # Partition the logits, not the weights: underflowed weights tie at 0,
+        # and numpy's partition gets ~20x slower on heavy ties.
+        ids = _top_ids(logits, _NUCLEUS_CANDIDATES, scratch)
     top = weights[ids].astype(np.float64)
     if top.sum() >= top_p * total:
         return _nucleus(ids, top, total, top_p)
@@ -245,7 +261,8 @@ def _search_running_sum(values: np.ndarray, target: float, side: str) -> int:
     inside = values[starts[block] : starts[block] + _SEARCH_BLOCK]
     running = np.cumsum(inside, dtype=np.float64) + (block_ends[block - 1] if block else 0.0)
     # Clamping inside the block guards against rounding between the two sums.
-    return int(starts[block]) + min(int(np.searchsorted(running, target, side=side)), len(inside) - 1)
+    offset = min(int(np.searchsorted(running, target, side=side)), len(inside) - 1)
+    return int(starts[block]) + offset
 
 
 def _min_p_filter(
@@ -281,6 +298,6 @@ def entropy_bits(logits: np.ndarray) -> float:
     """Shannon entropy, in bits, of softmax(logits)."""
     log_probs = log_softmax(logits)
     probs = np.exp(log_probs)
-    # Masked tokens (−inf) have p = 0 and contribute nothing; avoid 0 · (−inf) = NaN.
-    terms = np.where(probs > 0, probs * log_probs, 0.0)
+    # Masked tokens (−inf) have p = 0 and contribute nothing; skip 0 · (−inf) = NaN.
+    terms = np.multiply(probs, log_probs, out=np.zeros_like(probs), where=probs > 0)
     return float(-terms.sum() / math.log(2.0))

@@ -146,7 +146,7 @@ def _jsonl_records(path: Path) -> _Records:
     records = _Records()
     for number, line in _lines(path):
         if line is None:
-            records.bad.append((number, f"longer than {MAX_LINE_BYTES // 1_000_000} MB"))
+            records.bad.append((number, f"over the {MAX_LINE_BYTES:,}-byte line limit"))
             continue
         if not line.strip():
             continue

@@ -222,6 +222,8 @@ class Store:
         self.path = Path(path)
         self._depth = 0  # nesting level of transaction()
         try:
+            # timeout: the busy timeout. isolation_level None: no implicit BEGINs; transaction()
+            # issues its own.
             self._conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         except sqlite3.Error as exc:
             raise DriftError(f"cannot open the store {self.path}: {exc}") from None
@@ -259,7 +261,6 @@ class Store:
     # -- connection, transactions, schema ---------------------------------------------------
 
     def _configure(self) -> None:
-        self._conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute("PRAGMA synchronous = FULL")
         self._conn.execute("PRAGMA foreign_keys = ON")
@@ -303,8 +304,10 @@ class Store:
         try:
             self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc):
+                raise DriftError(f"cannot write to the store {self.path}: {exc}") from None
             raise DriftError(
-                f"the store {self.path} stayed busy for {BUSY_TIMEOUT_S:g} s: {exc}",
+                f"the store {self.path} stayed locked for {BUSY_TIMEOUT_S:g} s",
                 hint="another drift-local process is writing to it; try again",
             ) from None
         self._depth = 1
@@ -498,9 +501,9 @@ class Store:
             if cursor.rowcount == 0:
                 raise DriftError(f"profile '{profile.name}' has no pair #{pair_id}")
 
-    def count_pairs(self, profile: Profile) -> int:
+    def count_pairs(self, profile: Profile, include_ties: bool = True) -> int:
         return self._conn.execute(
-            "SELECT COUNT(*) FROM pairs WHERE profile_id = ?", (profile.id,)
+            "SELECT COUNT(*) FROM pairs WHERE profile_id = ? AND (? OR tie = 0)", (profile.id, include_ties)
         ).fetchone()[0]
 
     # -- log-prob cache ---------------------------------------------------------------------

@@ -1,0 +1,60 @@
+"""`drift-local fit`: Drift Approximation of a profile's attribute weights."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from drift_local.cli import options
+from drift_local.cli.app import app
+from drift_local.cli.common import console, print_json
+from drift_local.cli.progress import token_progress
+from drift_local.cli.settings_flags import settings_with
+
+
+@app.command()
+def fit(
+    profile: Annotated[str, typer.Option("--profile", "-p", help="The profile to fit.")],
+    method: Annotated[str, typer.Option("--method", help="qp: the paper's closed form (W−L)/‖W−L‖; logreg: logistic regression (section 5's comparison).")] = "qp",
+    reward: options.Reward = None,
+    slm: options.Slm = None,
+    max_response_tokens: options.MaxResponseTokens = None,
+    n_ctx: options.NCtx = None,
+    threads: options.Threads = None,
+    n_gpu_layers: options.NGpuLayers = None,
+    json_out: options.Json = False,
+) -> None:
+    """Score the profile's pairs with the small model (only what is not cached) and fit its attribute weights.
+
+    Each response is scored under the base prompt and every attribute prompt; the
+    log-probability differences are the zero-shot rewards. Progress shows tokens and ETA;
+    Ctrl-C keeps everything scored so far.
+    """
+    from drift_local.profiles.store import Store
+    from drift_local.sessions.fit import fit_profile
+    from drift_local.sessions.runtime import context_settings, open_slm
+
+    settings = settings_with(
+        reward=reward, max_response_tokens=max_response_tokens, n_ctx=n_ctx, threads=threads, n_gpu_layers=n_gpu_layers
+    )
+    with Store.open() as store:
+        target = store.get_profile(profile)
+        model = open_slm(settings, slm)
+        with token_progress(f"scoring with {model.path.name}") as progress:
+            outcome = fit_profile(
+                store, target, model, context_settings(settings),
+                method=method, reward=settings.reward, max_response_tokens=settings.max_response_tokens, progress=progress,
+            )
+    record = outcome.record
+    if json_out:
+        print_json({
+            "profile": profile, "method": record.method, "reward": record.reward, "model_id": record.model_id,
+            "n_pairs": record.n_pairs, "scored_tokens": outcome.scored_tokens,
+            "attributes": [{"name": n, "weight": w, "preference": p} for n, w, p in zip(record.names, record.weights, record.preference)],
+        })
+        return
+    console.print(
+        f"fitted [bold]{profile}[/] on {record.n_pairs} pairs ({record.method}, {record.reward} rewards; "
+        f"{outcome.scored_tokens} tokens scored, the rest cached). See: drift-local profile show {profile}"
+    )

@@ -1,0 +1,33 @@
+"""Turn command-line overrides into Settings: flags win over the config file."""
+
+from __future__ import annotations
+
+import math
+
+from drift_local.config import Settings, load_settings
+from drift_local.drift.decoding import SamplerSettings
+from drift_local.errors import DriftError
+
+
+def settings_with(**overrides) -> Settings:
+    settings = load_settings()
+    for key, value in overrides.items():
+        if value is not None:
+            setattr(settings, key, value)
+    if settings.beta <= 0 or math.isnan(settings.beta):
+        raise DriftError(f"beta must be > 0, got {settings.beta}", "smaller beta steers harder; try 0.5")
+    if settings.reward not in ("sum", "mean"):
+        raise DriftError(f"unknown reward mode {settings.reward!r}", "use sum or mean")
+    return settings
+
+
+def sampler_settings(settings: Settings, *, seed, greedy, temperature, top_k, min_p, repeat_penalty) -> SamplerSettings:
+    return SamplerSettings(
+        temperature=temperature,
+        top_k=top_k,
+        top_p=settings.top_p,
+        min_p=min_p,
+        repeat_penalty=repeat_penalty,
+        greedy=greedy,
+        seed=seed,
+    )

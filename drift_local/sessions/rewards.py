@@ -1,0 +1,115 @@
+"""Zero-shot rewards of preference pairs, scored by the sLM once and cached in the store.
+
+A response's log-probability under each system prompt is cached per (sLM fingerprint,
+response cap, system, prompt, response), so adding a pair or an attribute scores only
+what is new, and refits are instant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from drift_local.attributes import AttributeSet
+from drift_local.drift.approx import reward_matrix
+from drift_local.engine.chat import ChatFormat
+from drift_local.engine.context import Context, ContextSettings
+from drift_local.engine.model import Model
+from drift_local.engine.scoring import ScoreRequest, Scorer
+from drift_local.profiles.store import Store
+
+# A wave of 32 sequences in 8192 KV cells: large batches, small attention spans.
+SCORING_SEQUENCES = 32
+SCORING_CELLS = 8192
+
+
+@dataclass(frozen=True)
+class PairText:
+    prompt: str
+    chosen: str
+    rejected: str
+
+
+@dataclass
+class PairRewards:
+    win: np.ndarray  # (n, A) rewards of the chosen responses
+    lose: np.ndarray  # (n, A)
+    win_tokens: np.ndarray  # (n,) response lengths in tokens
+    lose_tokens: np.ndarray
+
+
+class RewardCache:
+    def __init__(self, store: Store, slm: Model, settings: ContextSettings, max_response_tokens: int = 0):
+        self.store = store
+        self.slm = slm
+        self.settings = settings
+        self.cap = max_response_tokens
+        self._scorer: Scorer | None = None
+
+    @property
+    def scorer(self) -> Scorer:
+        if self._scorer is None:  # built on first use: a fully cached refit needs no context
+            n_ctx = max(self.settings.n_ctx, 2048)
+            context = Context(
+                self.slm, SCORING_SEQUENCES, ContextSettings(n_ctx, self.settings.n_batch, self.settings.threads),
+                n_cells=max(SCORING_CELLS, n_ctx),
+            )
+            self._scorer = Scorer(context, ChatFormat(self.slm), self.cap)
+        return self._scorer
+
+    def missing(self, pairs: Sequence[PairText], attributes: AttributeSet) -> list[ScoreRequest]:
+        """What is not cached yet, as score requests (both responses of a pair share one)."""
+        keys = _keys(pairs, attributes)
+        cached = self.store.get_logprobs(self.slm.fingerprint, self.cap, keys)
+        todo: dict[tuple[str, str], list[str]] = {}
+        for system, prompt, response in keys:
+            if (system, prompt, response) not in cached:
+                responses = todo.setdefault((system, prompt), [])
+                if response not in responses:
+                    responses.append(response)
+        return [ScoreRequest(system, prompt, tuple(r)) for (system, prompt), r in todo.items()]
+
+    def fill(
+        self,
+        requests: Sequence[ScoreRequest],
+        progress: Callable[[int], None] | None = None,
+        chunk_requests: int = SCORING_SEQUENCES // 2,
+    ) -> None:
+        """Score and store, one committed chunk at a time: an interruption keeps finished work."""
+        for first in range(0, len(requests), chunk_requests):
+            chunk = requests[first : first + chunk_requests]
+            scored = self.scorer.score(chunk, progress)
+            rows = [
+                (request.system, request.prompt, response, result.logprob, result.n_tokens)
+                for request, results in zip(chunk, scored)
+                for response, result in zip(request.responses, results)
+            ]
+            self.store.put_logprobs(self.slm.fingerprint, self.cap, rows)
+
+    def rewards(self, pairs: Sequence[PairText], attributes: AttributeSet, mode: str) -> PairRewards:
+        """Reward matrices from the cache; every key must be cached (call fill first)."""
+        keys = _keys(pairs, attributes)
+        cached = self.store.get_logprobs(self.slm.fingerprint, self.cap, keys)
+        missing = len(keys) - len(cached)
+        if missing:
+            raise RuntimeError(f"{missing} log-probabilities are not cached; fill() first")
+        systems = [attributes.base, *attributes.prompts]
+        if not pairs:
+            empty = np.zeros((0, len(attributes.prompts)))
+            return PairRewards(empty, empty, np.zeros(0), np.zeros(0))
+
+        def side(pick: Callable[[PairText], str]) -> tuple[np.ndarray, np.ndarray]:
+            logp = np.array([[cached[(s, p.prompt, pick(p))][0] for s in systems] for p in pairs])
+            tokens = np.array([cached[(attributes.base, p.prompt, pick(p))][1] for p in pairs])
+            return reward_matrix(logp[:, 1:], logp[:, 0], tokens, mode), tokens
+
+        win, win_tokens = side(lambda p: p.chosen)
+        lose, lose_tokens = side(lambda p: p.rejected)
+        return PairRewards(win, lose, win_tokens, lose_tokens)
+
+
+def _keys(pairs: Sequence[PairText], attributes: AttributeSet) -> list[tuple[str, str, str]]:
+    systems = [attributes.base, *attributes.prompts]
+    return [(s, p.prompt, r) for p in pairs for s in systems for r in (p.chosen, p.rejected)]

@@ -1,0 +1,38 @@
+"""Open the LLM and sLM named by flags or the config, once, with the user's engine settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from drift_local.catalog.catalog import resolve_model
+from drift_local.config import Settings
+from drift_local.engine.context import ContextSettings
+from drift_local.engine.model import Model, ModelSettings, load_model
+from drift_local.engine.tokenizer_check import shared_vocab_size
+
+
+@dataclass
+class Models:
+    llm: Model
+    slm: Model
+    n_vocab: int  # token ids both read the same way
+
+    @property
+    def shared(self) -> bool:
+        """The same file serves as LLM and sLM (the embedded default)."""
+        return self.llm is self.slm
+
+
+def context_settings(settings: Settings) -> ContextSettings:
+    return ContextSettings(n_ctx=settings.n_ctx, n_batch=settings.n_batch, threads=settings.threads)
+
+
+def open_slm(settings: Settings, slm: str | None = None) -> Model:
+    return load_model(resolve_model(slm or settings.slm).path, ModelSettings(settings.n_gpu_layers))
+
+
+def open_models(settings: Settings, llm: str | None = None, slm: str | None = None) -> Models:
+    model_settings = ModelSettings(settings.n_gpu_layers)
+    large = load_model(resolve_model(llm or settings.llm).path, model_settings)
+    small = open_slm(settings, slm)
+    return Models(large, small, shared_vocab_size(large, small))
