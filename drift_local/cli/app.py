@@ -27,6 +27,7 @@ def _register() -> None:
     from drift_local.cli import fit_cmd  # noqa: F401
     from drift_local.cli import generate_cmd  # noqa: F401
     from drift_local.cli import chat_cmd  # noqa: F401
+    from drift_local.cli import demo_cmd  # noqa: F401
 
 
 def main() -> None:

@@ -94,11 +94,11 @@ def show(
             fit.n_pairs != store.count_pairs(profile, include_ties=False)  # fitting leaves ties out
             or fit.names != store.active_attributes(profile).names
         )
-    report = _fit_report(profile, n_pairs, fit, top or load_settings().attributes, stale)
+    report = fit_report(profile, n_pairs, fit, top or load_settings().attributes, stale)
     if json_output:
         print_json(report)
     else:
-        _print_fit_report(report)
+        print_fit_report(report)
 
 
 @profile_app.command()
@@ -328,7 +328,7 @@ def _top_k(fit: FitRecord, k: int) -> set[str]:
     return {name for name, _ in by_strength[:k]}
 
 
-def _fit_report(profile: Profile, n_pairs: int, fit: FitRecord | None, k: int, stale: bool) -> dict:
+def fit_report(profile: Profile, n_pairs: int, fit: FitRecord | None, k: int, stale: bool) -> dict:
     """What `profile show` prints, as JSON-able data."""
     report: dict[str, Any] = {"profile": profile.name, "n_pairs": n_pairs, "fit": None, "attributes": []}
     if fit is None:
@@ -352,7 +352,7 @@ def _fit_report(profile: Profile, n_pairs: int, fit: FitRecord | None, k: int, s
     return report
 
 
-def _print_fit_report(report: dict) -> None:
+def print_fit_report(report: dict) -> None:
     name, fit = report["profile"], report["fit"]
     console.print(f"profile '{name}': {_pairs(report['n_pairs'])}")
     refit = f"drift-local fit --profile {name}"
