@@ -17,7 +17,7 @@ import numpy as np
 
 from drift_local.drift.decoding import Sampler, drift_logits, entropy_bits
 from drift_local.engine.chat import ChatFormat, Message
-from drift_local.engine.context import Context, ContextSettings
+from drift_local.engine.context import Context, ContextSettings, PromptTooLong
 from drift_local.sessions.runtime import Models
 
 
@@ -98,6 +98,12 @@ class DriftDecoder:
         if steering is not None and steering.k > self.k:
             raise ValueError(f"decoder built for {self.k} attributes, steering has {steering.k}")
         prompts = self.prompts(conversation, steering)
+        longest = max(len(p) for p in prompts.values())
+        if longest >= self.n_ctx:
+            raise PromptTooLong(
+                f"the prompt ({longest} tokens) does not fit the context of {self.n_ctx} tokens",
+                "shorten it or raise --n-ctx",
+            )
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         weights = steering.weights if steering is not None else None
         n_vocab = self.models.n_vocab
@@ -107,7 +113,7 @@ class DriftDecoder:
                 break
             h_llm, h_slm = self._logits(prompts, answer.tokens, steering is not None)
             if steering is not None:
-                logits = drift_logits(h_llm[:n_vocab], h_slm[1:], h_slm[0], weights, beta)
+                logits = drift_logits(h_llm[:n_vocab], h_slm[1:, :n_vocab], h_slm[0, :n_vocab], weights, beta)
             else:
                 logits = h_llm[:n_vocab]
             token = sampler.sample(logits, answer.tokens)

@@ -92,7 +92,7 @@ class RewardCache:
         """Reward matrices from the cache; every key must be cached (call fill first)."""
         keys = _keys(pairs, attributes)
         cached = self.store.get_logprobs(self.slm.fingerprint, self.cap, keys)
-        missing = len(keys) - len(cached)
+        missing = len(set(keys)) - len(cached)
         if missing:
             raise RuntimeError(f"{missing} log-probabilities are not cached; fill() first")
         systems = [attributes.base, *attributes.prompts]

@@ -32,7 +32,8 @@ def open_slm(settings: Settings, slm: str | None = None) -> Model:
 
 
 def open_models(settings: Settings, llm: str | None = None, slm: str | None = None) -> Models:
-    model_settings = ModelSettings(settings.n_gpu_layers)
-    large = load_model(resolve_model(llm or settings.llm).path, model_settings)
-    small = open_slm(settings, slm)
+    """With no sLM named or configured, the LLM is its own sLM (it always shares its tokenizer)."""
+    llm_spec = llm or settings.llm
+    large = load_model(resolve_model(llm_spec).path, ModelSettings(settings.n_gpu_layers))
+    small = open_slm(settings, slm or settings.slm or llm_spec)
     return Models(large, small, shared_vocab_size(large, small))

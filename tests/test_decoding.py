@@ -1,0 +1,86 @@
+"""Drift Decoding against real models: reduction to plain decoding, steering, shared contexts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from drift_local.drift.decoding import Sampler, SamplerSettings
+from drift_local.engine.chat import Message
+from drift_local.engine.context import ContextSettings
+from drift_local.engine.model import load_model
+from drift_local.sessions.decoder import Answer, DriftDecoder, Steering
+from drift_local.sessions.runtime import Models
+
+CONVERSATION = [Message("user", "Tell me about the sea.")]
+SETTINGS = ContextSettings(n_ctx=256)
+
+
+def models(llm_path, slm_path=None) -> Models:
+    llm = load_model(llm_path)
+    slm = load_model(slm_path) if slm_path else llm
+    return Models(llm, slm, min(llm.n_vocab, slm.n_vocab))
+
+
+def steering(weights) -> Steering:
+    names = ("concise", "formal", "humor")[: len(weights)]
+    prompts = tuple(f"You are a {n} AI assistant." for n in names)
+    return Steering("You are an AI assistant.", names, prompts, np.asarray(weights, dtype=np.float64))
+
+
+def greedy(decoder, steer, beta=0.5, max_tokens=24) -> Answer:
+    answer = Answer()
+    for _ in decoder.stream(CONVERSATION, steer, beta=beta, sampler=Sampler(SamplerSettings(greedy=True)), max_tokens=max_tokens, answer=answer):
+        pass
+    return answer
+
+
+@pytest.mark.parametrize("name", ["tiny_gguf", "embedded_gguf"])
+def test_drift_reduces_exactly_to_plain_decoding(name, request):
+    decoder = DriftDecoder(models(request.getfixturevalue(name)), 3, SETTINGS)
+    plain = greedy(decoder, None).tokens
+    assert plain
+    assert greedy(decoder, steering([0.6, -0.5, 0.4]), beta=float("inf")).tokens == plain
+    assert greedy(decoder, steering([]), beta=0.5).tokens == plain  # a profile with no attributes
+
+
+def test_zero_weights_through_every_sequence_change_nothing(tiny_gguf):
+    """The full Drift path (all sequences decoded, logits combined) adds exactly zero.
+
+    On the F32 tiny model only: llama.cpp's quantized CPU kernels round differently with the
+    batch's shape, so on Q4 models the LLM's logits move slightly when other sequences share
+    its llama_decode call.
+    """
+    decoder = DriftDecoder(models(tiny_gguf), 3, SETTINGS)
+    assert greedy(decoder, steering([0.0, 0.0, 0.0]), beta=0.5).tokens == greedy(decoder, None).tokens
+
+
+def test_steering_changes_the_answer(embedded_gguf):
+    decoder = DriftDecoder(models(embedded_gguf), 3, SETTINGS)
+    plain = greedy(decoder, None).tokens
+    steered = greedy(decoder, steering([0.7, 0.7, 0.1]), beta=0.1).tokens
+    assert steered != plain
+
+
+def test_padded_vocabulary_slm_steers_the_llm(tiny_gguf, tiny_gguf_padded):
+    decoder = DriftDecoder(models(tiny_gguf, tiny_gguf_padded), 2, SETTINGS)
+    assert not decoder.models.shared and decoder.llm_ctx is not decoder.slm_ctx
+    assert greedy(decoder, steering([0.5, -0.3])).tokens
+
+
+def test_second_turn_reuses_every_sequence(tiny_gguf):
+    decoder = DriftDecoder(models(tiny_gguf), 2, SETTINGS)
+    steer = steering([0.5, -0.3])
+    first = greedy(decoder, steer, max_tokens=8)
+    held_before = [list(h) for h in decoder.slm_ctx.held]
+    turn = CONVERSATION + [Message("assistant", first.text), Message("user", "And the sky?")]
+    prompts = decoder.prompts(turn, steer)
+    for seq, tokens in enumerate(v for k, v in prompts.items() if k != "llm"):
+        common = next((i for i, (a, b) in enumerate(zip(held_before[seq], tokens)) if a != b), min(len(held_before[seq]), len(tokens)))
+        assert common >= len(decoder.prompts(CONVERSATION, steer)["base"]) - 1  # the whole first prompt is kept
+
+
+def test_stops_at_max_tokens_and_reports_why(tiny_gguf):
+    decoder = DriftDecoder(models(tiny_gguf), 1, SETTINGS)
+    answer = greedy(decoder, None, max_tokens=5)
+    assert len(answer.tokens) <= 5 and answer.stop in ("length", "eos")
