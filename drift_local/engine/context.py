@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
@@ -83,6 +84,8 @@ class Context:
         self.memory = llama_cpp.llama_get_memory(self.ptr)
         self.n_vocab = model.n_vocab
         self.held: list[list[int]] = [[] for _ in range(n_seq)]
+        self.decoded_tokens = 0  # tokens actually computed: shared prefixes count once
+        self.decode_seconds = 0.0  # time inside llama_decode, for benchmarks
         self._batch = llama_cpp.llama_batch_init(self.n_batch, 0, n_seq)
         self._tokens = np.ctypeslib.as_array(self._batch.token, shape=(self.n_batch,))
         self._pos = np.ctypeslib.as_array(self._batch.pos, shape=(self.n_batch,))
@@ -176,7 +179,10 @@ class Context:
             self._n_seq_id[i] = len(node.seqs)
             self._seq_ids[i][: len(node.seqs)] = node.seqs
             self._want[i] = node.wants_logits
+        started = time.perf_counter()
         status = llama_cpp.llama_decode(self.ptr, self._batch)
+        self.decode_seconds += time.perf_counter() - started
+        self.decoded_tokens += n
         if status != 0:
             detail = native.last_error()
             if status == 1:

@@ -20,9 +20,10 @@ from drift_local.engine.model import Model
 from drift_local.engine.scoring import ScoreRequest, Scorer
 from drift_local.profiles.store import Store
 
-# A wave of 32 sequences in 8192 KV cells: large batches, small attention spans.
-SCORING_SEQUENCES = 32
-SCORING_CELLS = 8192
+# Waves of 16 sequences in 4096 KV cells: full batches, short attention spans (measured with
+# benchmarks/scoring.py: larger waves cost more per token, smaller ones limit response length).
+SCORING_SEQUENCES = 16
+SCORING_CELLS = 4096
 
 
 @dataclass(frozen=True)
