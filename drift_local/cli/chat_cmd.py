@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Annotated, Iterator
 
 import typer
-from rich.columns import Columns
 from rich.panel import Panel
 from rich.table import Table
 
@@ -53,7 +52,7 @@ def chat(
     from drift_local.drift.decoding import Sampler
     from drift_local.engine.chat import Message
     from drift_local.profiles.store import Store
-    from drift_local.sessions.chat import ChatSession
+    from drift_local.sessions.chat import ChatSession, history_from_log
     from drift_local.sessions.decoder import DriftDecoder
     from drift_local.sessions.runtime import context_settings, open_models
 
@@ -74,7 +73,7 @@ def chat(
             err_console.print("[yellow]note:[/] no earlier conversation to continue; starting a new one")
         else:
             conversation_id, logged = last
-            history = [Message(m.role, m.content) for m in logged if m.role in ("user", "assistant")]
+            history = history_from_log(logged)
     if conversation_id is None:
         conversation_id = store.start_conversation(target, {"llm": str(models.llm.path), "slm": str(models.slm.path)})
     session = ChatSession(
@@ -143,8 +142,8 @@ def _stream(label: str, steps: Iterator, answer) -> None:
             sys.stdout.write(step.text)
             sys.stdout.flush()
     except KeyboardInterrupt:
-        answer.stop = "interrupted"
         steps.close()  # runs the session's logging of the partial answer
+        answer.stop = "interrupted"
         sys.stdout.write(" [stopped]")
     sys.stdout.write("\n")
     if answer.stop == "context":
@@ -208,7 +207,11 @@ def _compare(session) -> None:
     _stream("[bold]1 plain>[/] ", plain_steps, plain)
     _stream("[bold]2 drift>[/] ", drift_steps, drift)
     session.remember_comparison(plain, drift)
-    console.print(Columns([Panel(plain.text, title="1 plain", expand=True), Panel(drift.text, title="2 drift", expand=True)], equal=True, expand=True))
+    side_by_side = Table.grid(expand=True, padding=(0, 1))
+    side_by_side.add_column(ratio=1)
+    side_by_side.add_column(ratio=1)
+    side_by_side.add_row(Panel(plain.text, title="1 plain"), Panel(drift.text, title="2 drift"))
+    console.print(side_by_side)
     console.print("[dim]/prefer 1 or /prefer 2 stores your choice in the profile[/]")
 
 

@@ -16,6 +16,22 @@ from drift_local.profiles.store import PairIn, Profile, Store
 from drift_local.sessions.decoder import Answer, DriftDecoder, Step, Steering
 
 
+REPLACES_PREVIOUS = "replaces_previous"  # a logged answer that takes the place of the one before
+
+
+def history_from_log(messages) -> list[Message]:
+    """The conversation as it stood, from logged messages (for --continue)."""
+    history: list[Message] = []
+    for logged in messages:
+        if logged.role not in ("user", "assistant"):
+            continue
+        if logged.meta.get(REPLACES_PREVIOUS) and history and history[-1].role == "assistant":
+            history[-1] = Message("assistant", logged.content)
+        else:
+            history.append(Message(logged.role, logged.content))
+    return history
+
+
 @dataclass
 class Comparison:
     prompt: str
@@ -61,6 +77,9 @@ class ChatSession:
         self._log("user", text)
         try:
             yield from self._stream(self.state.history, self._active_steering(), answer)
+        except (KeyboardInterrupt, GeneratorExit):
+            answer.stop = "interrupted"
+            raise
         finally:  # a Ctrl-C keeps the partial answer, as the user saw it
             self.state.history.append(Message("assistant", answer.text))
             self._log("assistant", answer.text, {"drift": self._active_steering() is not None, "beta": self.state.beta, "stop": answer.stop})
@@ -90,7 +109,7 @@ class ChatSession:
         chosen, rejected = (comparison.plain, comparison.drift) if choice == 1 else (comparison.drift, comparison.plain)
         self.store.add_pairs(self.profile, [PairIn(comparison.prompt, chosen, rejected, source="chat /prefer")])
         self.state.history[-1] = Message("assistant", chosen)
-        self._log("assistant", chosen, {"preferred": choice})
+        self._log("assistant", chosen, {"preferred": choice, REPLACES_PREVIOUS: True})
         self.state.last_comparison = None
         return comparison
 

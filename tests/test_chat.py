@@ -1,0 +1,83 @@
+"""Chat sessions on a real (tiny) model: history, logging, resume, compare/prefer, context limits."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from drift_local.drift.decoding import Sampler, SamplerSettings
+from drift_local.engine.context import ContextSettings
+from drift_local.engine.model import load_model
+from drift_local.errors import DriftError
+from drift_local.profiles.store import Store
+from drift_local.sessions.chat import ChatSession, history_from_log
+from drift_local.sessions.decoder import Answer, DriftDecoder, Steering
+from drift_local.sessions.runtime import Models
+
+
+def session(tiny_gguf, store, n_ctx=512, with_profile=True) -> ChatSession:
+    model = load_model(tiny_gguf)
+    decoder = DriftDecoder(Models(model, model, model.n_vocab), 2, ContextSettings(n_ctx=n_ctx))
+    profile = store.create_profile("me") if with_profile else None
+    steering = Steering("You are an AI assistant.", ("concise", "humor"), ("You are concise.", "You are funny."), np.array([0.8, -0.6]))
+    return ChatSession(
+        store, decoder, Sampler(SamplerSettings(seed=0)), profile=profile, steering=steering, beta=0.5,
+        max_tokens=8, conversation_id=store.start_conversation(profile, {}),
+    )
+
+
+def consume(steps) -> None:
+    for _ in steps:
+        pass
+
+
+def test_turns_are_logged_and_resumed(tiny_gguf):
+    with Store.open() as store:
+        chat = session(tiny_gguf, store)
+        for text in ("hello", "and you?"):
+            consume(chat.ask(text, Answer()))
+        assert [m.role for m in chat.state.history] == ["user", "assistant"] * 2
+        conversation_id, logged = store.last_conversation(chat.profile)
+        assert history_from_log(logged) == chat.state.history
+
+
+def test_compare_then_prefer_teaches_the_profile(tiny_gguf):
+    with Store.open() as store:
+        chat = session(tiny_gguf, store)
+        with pytest.raises(DriftError, match="compare"):
+            chat.prefer(1)
+        consume(chat.ask("hello", Answer()))
+        plain, drift = Answer(), Answer()
+        for steps in chat.compare(plain, drift):
+            consume(steps)
+        chat.remember_comparison(plain, drift)
+        chat.prefer(2)
+        [pair] = store.list_pairs(chat.profile)
+        assert (pair.prompt, pair.chosen, pair.rejected) == ("hello", drift.text, plain.text)
+        _, logged = store.last_conversation(chat.profile)
+        assert history_from_log(logged)[-1].content == drift.text  # the preferred answer continues the chat
+
+
+def test_interrupted_answer_is_kept_and_marked(tiny_gguf):
+    with Store.open() as store:
+        chat = session(tiny_gguf, store)
+        answer = Answer()
+        steps = chat.ask("hello", answer)
+        next(steps)
+        steps.close()  # what Ctrl-C between tokens does
+        _, logged = store.last_conversation(chat.profile)
+        assert logged[-1].role == "assistant" and logged[-1].meta["stop"] == "interrupted"
+        assert logged[-1].content == answer.text
+
+
+def test_oldest_turns_are_dropped_to_fit_the_context(tiny_gguf):
+    with Store.open() as store:
+        chat = session(tiny_gguf, store, n_ctx=160)
+        for text in ("hello you", "the sea", "a sky"):
+            chat.fit_history(reserve=8)
+            consume(chat.ask(text, Answer()))
+        dropped = chat.fit_history(reserve=60)
+        assert dropped >= 1 and len(chat.state.history) <= 4
+        chat.state.history.append(chat.state.history[0].__class__("user", "word " * 400))
+        with pytest.raises(DriftError, match="too long"):
+            chat.fit_history(reserve=8)
