@@ -14,7 +14,7 @@ app = typer.Typer(
     help="Personalize a local LLM to one person from a few dozen of their choices, with no training.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    rich_markup_mode="rich",
+    rich_markup_mode="markdown",
 )
 
 

@@ -136,9 +136,17 @@ def _table(rows: list[dict[str, Any]], defaults: dict[str, str]) -> Table:
             _human_size(row),
             _downloaded_cell(row),
             ", ".join(row["default_for"]),
-            row["path"] or "-",
+            _path_cell(row),
         )
     return table
+
+
+def _path_cell(row: dict[str, Any]) -> str:
+    """Short enough for a laptop terminal; `models path NAME` prints the full path."""
+    if row.get("embedded"):
+        return "(built in)"
+    path = row["path"]
+    return path.replace(str(Path.home()), "~", 1) if path else "-"
 
 
 @models_app.command("list")
