@@ -11,7 +11,6 @@ tokens at a time (as llama-bench's pp512), called directly. Both in one run, one
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import time
 from importlib import resources

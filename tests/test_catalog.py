@@ -18,7 +18,6 @@ from drift_local.catalog.catalog import (
     resolve_model,
     split_repo_file,
 )
-from drift_local.cli.app import main
 from drift_local.errors import DriftError
 
 
@@ -26,19 +25,6 @@ from drift_local.errors import DriftError
 def bundled_catalog(monkeypatch: pytest.MonkeyPatch) -> None:
     """The bundled catalogue, whatever the environment says (conftest isolates DRIFT_LOCAL_HOME)."""
     monkeypatch.delenv("DRIFT_LOCAL_CATALOG", raising=False)
-
-
-def _cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, str, str]:
-    """Run `drift-local ARGS` the way the console script does; return (exit code, stdout, stderr)."""
-    monkeypatch.setattr("sys.argv", ["drift-local", *args])
-    capsys.readouterr()
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_bundled_catalogue_has_the_pairs() -> None:
@@ -168,12 +154,12 @@ def test_bad_catalogue_is_a_clear_error(
         load_catalog()
 
 
-def test_models_list_json_marks_embedded_and_defaults(
+def test_models_list_json_marks_embedded_and_defaults(cli, 
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     config.save_settings(config.Settings(slm="llama-3.2-1b"))
 
-    code, out, _ = _cli(capsys, monkeypatch, "models", "list", "--json")
+    code, out, _ = cli("models", "list", "--json")
 
     rows = {row["name"]: row for row in json.loads(out)}
     assert code == 0
@@ -183,43 +169,43 @@ def test_models_list_json_marks_embedded_and_defaults(
     assert rows["llama-3.1-8b"]["downloaded"] is False
 
 
-def test_models_list_table(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    code, out, _ = _cli(capsys, monkeypatch, "models", "list")
+def test_models_list_table(cli, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out, _ = cli("models", "list")
 
     assert code == 0
     assert "llama-3.1-8b" in out and "embedded" in out
 
 
-def test_embedded_model_cannot_be_removed(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    code, _, err = _cli(capsys, monkeypatch, "models", "rm", EMBEDDED_NAME, "--yes")
+def test_embedded_model_cannot_be_removed(cli, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    code, _, err = cli("models", "rm", EMBEDDED_NAME, "--yes")
 
     assert code == 1
     assert "embedded" in err
     assert embedded_model_path().is_file()
 
 
-def test_models_path_of_embedded(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    code, out, _ = _cli(capsys, monkeypatch, "models", "path", EMBEDDED_NAME)
+def test_models_path_of_embedded(cli, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out, _ = cli("models", "path", EMBEDDED_NAME)
 
     assert (code, out) == (0, f"{embedded_model_path()}\n")
 
 
-def test_config_set_converts_and_saves(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    assert _cli(capsys, monkeypatch, "config", "set", "llm", "llama-3.1-8b")[0] == 0
-    assert _cli(capsys, monkeypatch, "config", "set", "n_gpu_layers", "0")[0] == 0
-    assert _cli(capsys, monkeypatch, "config", "set", "beta", "1")[0] == 0
+def test_config_set_converts_and_saves(cli, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    assert cli("config", "set", "llm", "llama-3.1-8b")[0] == 0
+    assert cli("config", "set", "n_gpu_layers", "0")[0] == 0
+    assert cli("config", "set", "beta", "1")[0] == 0
 
     settings = config.load_settings()
     assert (settings.llm, settings.n_gpu_layers, settings.beta) == ("llama-3.1-8b", 0, 1.0)
-    code, out, _ = _cli(capsys, monkeypatch, "config", "show", "--json")
+    code, out, _ = cli("config", "show", "--json")
     assert code == 0
     assert json.loads(out)["n_gpu_layers"] == 0
 
 
-def test_config_set_warns_about_a_model_not_downloaded(
+def test_config_set_warns_about_a_model_not_downloaded(cli, 
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    code, _, err = _cli(capsys, monkeypatch, "config", "set", "slm", "llama-3.2-1b")
+    code, _, err = cli("config", "set", "slm", "llama-3.2-1b")
 
     assert code == 0
     assert "models pull llama-3.2-1b" in err
@@ -233,18 +219,18 @@ def test_config_set_warns_about_a_model_not_downloaded(
         (("reward", "max"), "'reward' must be one of sum, mean"),
     ],
 )
-def test_config_set_rejects_bad_input(
+def test_config_set_rejects_bad_input(cli, 
     args: tuple[str, str], message: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    code, _, err = _cli(capsys, monkeypatch, "config", "set", *args)
+    code, _, err = cli("config", "set", *args)
 
     assert code == 1
     assert message in err
     assert not config.config_path().exists()
 
 
-def test_config_path(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    assert _cli(capsys, monkeypatch, "config", "path")[1] == f"{config.config_path()}\n"
+def test_config_path(cli, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    assert cli("config", "path")[1] == f"{config.config_path()}\n"
 
 
 def test_cli_modules_do_not_import_heavy_packages() -> None:

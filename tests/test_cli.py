@@ -9,7 +9,6 @@ import sys
 
 import pytest
 
-from gguf_factory import write_tiny_gguf
 
 
 def run(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:

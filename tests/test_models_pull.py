@@ -24,7 +24,6 @@ import pytest
 from drift_local import config
 from drift_local.catalog.catalog import resolve_model
 from drift_local.catalog.pull import pull
-from drift_local.cli.app import main
 from drift_local.errors import DriftError
 
 REPO = "test-org/Tiny-GGUF"
@@ -191,19 +190,6 @@ def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
         assert not serving.is_alive() and not watchdog.is_alive()
 
 
-def _cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: str) -> tuple[int, str, str]:
-    """Run `drift-local ARGS` the way the console script does; return (exit code, stdout, stderr)."""
-    monkeypatch.setattr("sys.argv", ["drift-local", *args])
-    capsys.readouterr()
-    try:
-        main()
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def _leftovers() -> list[Path]:
     """Model files a later load could pick up, and temporary downloads."""
     return sorted(p for p in config.models_dir().rglob("*") if p.suffix in (".gguf", ".incomplete"))
@@ -306,53 +292,53 @@ def test_embedded_model_needs_no_download() -> None:
     assert pull("smollm2-135m", progress=False) == resolve_model(None).path
 
 
-def test_cli_pull_list_path_rm(
+def test_cli_pull_list_path_rm(cli, 
     hub: FakeHub, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    code, out, err = _cli(capsys, monkeypatch, "models", "pull", "tiny", "--endpoint", hub.endpoint)
+    code, out, err = cli("models", "pull", "tiny", "--endpoint", hub.endpoint)
     assert code == 0, err
     expected = config.models_dir() / "tiny" / FILE
 
-    code, out, _ = _cli(capsys, monkeypatch, "models", "list", "--json")
+    code, out, _ = cli("models", "list", "--json")
     rows = {row["name"]: row for row in json.loads(out)}
     assert code == 0
     assert rows["tiny"]["downloaded"] is True
     assert rows["tiny"]["path"] == str(expected)
     assert rows["junk"]["downloaded"] is False
 
-    code, out, _ = _cli(capsys, monkeypatch, "models", "path", "tiny")
+    code, out, _ = cli("models", "path", "tiny")
     assert (code, out) == (0, f"{expected}\n")
 
-    code, _, _ = _cli(capsys, monkeypatch, "models", "rm", "tiny", "--yes")
+    code, _, _ = cli("models", "rm", "tiny", "--yes")
     assert code == 0
     assert not expected.exists()
     assert not (config.models_dir() / "tiny").exists()
 
-    code, out, err = _cli(capsys, monkeypatch, "models", "path", "tiny")
+    code, out, err = cli("models", "path", "tiny")
     assert (code, out) == (1, "")
     assert "not downloaded" in err and "drift-local models pull tiny" in err
 
 
-def test_cli_lists_and_removes_repo_file_downloads(
+def test_cli_lists_and_removes_repo_file_downloads(cli, 
     hub: FakeHub, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     spec = f"{REPO}/{FILE}"
     pull(spec, endpoint=hub.endpoint, progress=False)
 
-    _, out, _ = _cli(capsys, monkeypatch, "models", "list", "--json")
+    _, out, _ = cli("models", "list", "--json")
     rows = {row["name"]: row for row in json.loads(out)}
     assert rows[spec]["downloaded"] is True
     assert rows[spec]["repo"] == REPO
 
-    code, _, err = _cli(capsys, monkeypatch, "models", "rm", spec, "--yes")
+    code, _, err = cli("models", "rm", spec, "--yes")
     assert code == 0, err
     assert _leftovers() == []
 
 
-def test_cli_pull_errors_are_one_line(
+def test_cli_pull_errors_are_one_line(cli, 
     hub: FakeHub, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    code, _, err = _cli(capsys, monkeypatch, "models", "pull", "missing", "--endpoint", hub.endpoint)
+    code, _, err = cli("models", "pull", "missing", "--endpoint", hub.endpoint)
 
     assert code == 1
     assert "Traceback" not in err

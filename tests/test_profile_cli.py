@@ -3,46 +3,18 @@
 from __future__ import annotations
 
 import json
-import sys
-from dataclasses import dataclass
 from importlib import resources
 
 import pytest
 
 from drift_local.attributes import paper_attributes
-from drift_local.cli.app import main
 from drift_local.profiles.store import Store
 
 EXAMPLES = str(resources.files("drift_local.data").joinpath("example_pairs.jsonl"))
 NAMES = paper_attributes().names
 
 
-@dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-@pytest.fixture
-def cli(tmp_path, monkeypatch, capsys):
-    monkeypatch.setenv("DRIFT_LOCAL_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("COLUMNS", "100")
-
-    def run(*args: str) -> Result:
-        monkeypatch.setattr(sys, "argv", ["drift-local", *args])
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = exc.code
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return run
-
-
-def assert_one_line_error(result: Result, text: str) -> None:
+def assert_one_line_error(result, text: str) -> None:
     assert result.code == 1
     lines = result.err.strip().splitlines()
     assert lines[0].startswith("error: ") and text in lines[0], result.err

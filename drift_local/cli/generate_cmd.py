@@ -10,7 +10,7 @@ import typer
 
 from drift_local.cli import options
 from drift_local.cli.app import app
-from drift_local.cli.common import err_console, print_json
+from drift_local.cli.common import print_json
 from drift_local.cli.settings_flags import sampler_settings, settings_with
 
 

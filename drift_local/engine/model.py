@@ -15,7 +15,6 @@ from functools import cached_property
 from pathlib import Path
 
 import llama_cpp
-import numpy as np
 
 from drift_local.engine import native
 from drift_local.errors import DriftError
@@ -135,15 +134,8 @@ class Model:
         raw = llama_cpp.llama_vocab_get_text(self.vocab, token)
         return (raw or b"").decode("utf-8", errors="replace")
 
-    def detokenize(self, tokens: list[int]) -> str:
-        return b"".join(self.token_bytes(t) for t in tokens).decode("utf-8", errors="replace")
-
     def is_end_of_generation(self, token: int) -> bool:
         return bool(llama_cpp.llama_vocab_is_eog(self.vocab, token))
-
-    @cached_property
-    def end_of_generation_tokens(self) -> np.ndarray:
-        return np.array([t for t in range(self.n_vocab) if self.is_end_of_generation(t)], dtype=np.int64)
 
     def __repr__(self) -> str:
         return f"Model({self.path.name}, n_vocab={self.n_vocab})"

@@ -66,6 +66,3 @@ def log_since(mark: int) -> str:
 def log_mark() -> int:
     return _log_count
 
-
-def supports_gpu_offload() -> bool:
-    return bool(llama_cpp.llama_supports_gpu_offload())
