@@ -122,3 +122,15 @@ def test_kill_during_import_is_all_or_nothing(tmp_path):
     importer.wait()
     with Store.open() as store:
         assert store.count_pairs(store.get_profile("me")) in (0, 60000)
+
+
+def test_changed_attributes_make_a_fit_stale(tiny_gguf):
+    model = load_model(tiny_gguf)
+    with Store.open() as store:
+        profile = store.create_profile("me")
+        store.add_pairs(profile, pairs(2))
+        profile_steering(store, profile, model, SETTINGS, 41)
+        store.add_attribute(profile, "pirate", "You are a pirate AI assistant.")
+        steering, _ = profile_steering(store, profile, model, SETTINGS, 42)
+        assert "pirate" in steering.names  # refit with the new attribute, not the old fit reused
+        assert len(store.fit_history(profile)) == 2

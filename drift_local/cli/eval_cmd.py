@@ -53,10 +53,8 @@ def evaluate_command(
     with Store.open() as store:
         attributes = paper_attributes()
         cache = RewardCache(store, model, context_settings(settings), settings.max_response_tokens)
-        todo = cache.missing(pairs, attributes)
-        if todo:
-            with token_progress(f"scoring {len(pairs)} pairs") as progress:
-                cache.fill(todo, progress(cache.scorer.tokens_needed(todo)))
+        with token_progress(f"scoring {len(pairs)} pairs") as progress:
+            cache.fill_missing(pairs, attributes, progress)
         rewards = {mode: cache.rewards(pairs, attributes, mode) for mode in ("sum", "mean")}
     result = evaluate(rewards, shot_list, seeds)
     if json_out:

@@ -91,10 +91,8 @@ def _profile(store, name: str):
 def _score_existing(rater) -> None:
     from drift_local.sessions.fit import profile_pairs
 
-    todo = rater.cache.missing(profile_pairs(rater.store, rater.profile), rater.attributes)
-    if todo:
-        with token_progress("scoring the profile's earlier pairs") as progress:
-            rater.cache.fill(todo, progress(rater.cache.scorer.tokens_needed(todo)))
+    with token_progress("scoring the profile's earlier pairs") as progress:
+        rater.cache.fill_missing(profile_pairs(rater.store, rater.profile), rater.attributes, progress)
 
 
 class _Session:

@@ -55,11 +55,7 @@ def fit_profile(
     if not attributes.attributes:
         raise DriftError(f"profile '{profile.name}' has every attribute disabled", "enable some: drift-local profile attributes")
     cache = RewardCache(store, slm, settings, max_response_tokens)
-    todo = cache.missing(pairs, attributes)
-    scored = 0
-    if todo:
-        scored = cache.scorer.tokens_needed(todo)
-        cache.fill(todo, progress(scored) if progress else None)
+    scored = cache.fill_missing(pairs, attributes, progress)
     rewards = cache.rewards(pairs, attributes, reward)
     fit = METHODS[method](rewards.win, rewards.lose)
     record_id = store.save_fit(
@@ -101,11 +97,14 @@ def profile_steering(
     progress: ProgressStarter | None = None,
 ) -> tuple[Steering | None, str | None]:
     """The profile's steering for this sLM, refitting if pairs changed; or None and why."""
-    n_pairs = len(profile_pairs(store, profile))
+    n_pairs = store.count_pairs(profile, include_ties=False)  # fits leave ties out
     if n_pairs == 0:
         return None, f"profile '{profile.name}' has no preference pairs yet: plain decoding"
     record = store.latest_fit(profile, slm.fingerprint)
-    if record is None or record.n_pairs != n_pairs or record.reward != reward:
+    stale = record is None or (record.n_pairs, record.reward, record.names) != (
+        n_pairs, reward, store.active_attributes(profile).names,
+    )
+    if stale:
         record = fit_profile(
             store, profile, slm, settings, reward=reward, max_response_tokens=max_response_tokens, progress=progress
         ).record

@@ -160,7 +160,7 @@ def write_candidates(
 
 def score_candidates(cache: RewardCache, attributes: AttributeSet, candidates: Candidates) -> None:
     """Both answers under every attribute prompt, into the cache: the slow part."""
-    cache.fill(cache.missing([candidates.as_pair_text()], attributes))
+    cache.fill_missing([candidates.as_pair_text()], attributes)
 
 
 class RateWorker:

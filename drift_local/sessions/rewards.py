@@ -89,6 +89,23 @@ class RewardCache:
             ]
             self.store.put_logprobs(self.slm.fingerprint, self.cap, rows)
 
+    def fill_missing(
+        self,
+        pairs: Sequence[PairText],
+        attributes: AttributeSet,
+        progress: Callable[[int], Callable[[int], None]] | None = None,
+    ) -> int:
+        """Score whatever of these pairs is not cached; returns the tokens that covered.
+
+        `progress(total)` is called once with the job's size and returns the advance callback.
+        """
+        todo = self.missing(pairs, attributes)
+        if not todo:
+            return 0
+        total = self.scorer.tokens_needed(todo)
+        self.fill(todo, progress(total) if progress else None)
+        return total
+
     def rewards(self, pairs: Sequence[PairText], attributes: AttributeSet, mode: str) -> PairRewards:
         """Reward matrices from the cache; every key must be cached (call fill first)."""
         keys = _keys(pairs, attributes)
