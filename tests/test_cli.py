@@ -79,3 +79,9 @@ def test_help_explains_every_command():
     for command in ("demo", "chat", "generate", "fit", "profile", "models", "config"):
         assert command in result.stdout
     assert "--beta" in run("chat", "--help").stdout
+
+
+def test_usage_errors_print_usage_not_a_traceback(tiny_gguf):
+    result = run("generate", "--no-such-flag", "hi")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "No such option" in result.stderr
