@@ -101,7 +101,7 @@ def test_response_logprob_matches_independent_computation(name, request):
     )[0]
     head = chat.prompt_tokens(SYSTEM, prompt)
     for response, result in zip(responses, scored):
-        tokens = head + model.tokenize(response, special=False)
+        tokens = head + model.tokenize(response, special=False) + [chat.end_of_turn]
         same_batch = reference_logprobs(model, tokens, len(head), n_batch=512)
         np.testing.assert_allclose(result.token_logprobs, same_batch, atol=1e-4)
         assert result.logprob == pytest.approx(same_batch.sum(), abs=1e-3)
@@ -109,6 +109,21 @@ def test_response_logprob_matches_independent_computation(name, request):
         # The f16 KV cache bounds agreement on F32 weights; Q4_1 kernels also differ by batch size.
         tolerance = 1e-2 if name == "tiny_gguf" else 0.5
         np.testing.assert_allclose(result.token_logprobs, stepwise, atol=tolerance)
+
+
+def test_whole_responses_end_with_the_turn_end_and_capped_ones_do_not(tiny_gguf):
+    model = load_model(tiny_gguf)
+    chat = ChatFormat(model)
+    assert chat.end_of_turn == model.tokenize("<|im_end|>")[0]
+    response = "the sea is a sea."
+    n_response = len(model.tokenize(response, special=False))
+    request = [ScoreRequest(SYSTEM, "hello you", (response,))]
+    context = Context(model, 2, ContextSettings(n_ctx=128))
+    whole = Scorer(context, chat).score(request)[0][0]
+    capped = Scorer(context, chat, max_response_tokens=n_response - 1).score(request)[0][0]
+    assert whole.n_tokens == n_response + 1
+    assert capped.n_tokens == n_response - 1
+    np.testing.assert_allclose(capped.token_logprobs, whole.token_logprobs[: n_response - 1], atol=1e-5)
 
 
 def test_scoring_many_prompts_in_waves_equals_one_at_a_time(tiny_gguf):
@@ -187,3 +202,4 @@ def test_model_without_template_uses_visible_fallback(tmp_path):
     chat = ChatFormat(model)
     assert chat.uses_fallback
     assert chat.render([Message("user", "hi")]).endswith("User: hi\n\nAssistant:")
+    assert chat.end_of_turn is None  # the fallback closes a turn with plain text

@@ -18,7 +18,7 @@ from drift_local.errors import DriftError
 from drift_local.profiles.store import Store
 from drift_local.sessions.decoder import DriftDecoder
 from drift_local.sessions.rate import (
-    Candidates, Rater, bundled_prompts, moved, score_candidates, simulated_choice, write_candidates,
+    Candidates, Rater, bundled_prompts, moved, score_candidates, simulated_choice, whole_sentences, write_candidates,
 )
 from drift_local.sessions.rewards import RewardCache
 from drift_local.sessions.runtime import Models
@@ -37,6 +37,16 @@ def test_simulated_users():
     assert simulated_choice("no-contractions", short_formal) == "first"
     assert simulated_choice("more-exclamations", short_formal) == "second"
     assert simulated_choice("fewer-words", Candidates("q", "x", ("a b", "c d"))) == "tie"
+
+
+def test_cut_answers_end_at_their_last_whole_sentence():
+    assert whole_sentences("Sleep early. Then wake up at the") == "Sleep early."
+    assert whole_sentences("Steps:\n1. Rest well.\n2. Eat well and") == "Steps:\n1. Rest well."
+    assert whole_sentences('He said "Go!" and then he') == 'He said "Go!"'
+    assert whole_sentences("No sentence ends here at all") == "No sentence ends here at all"
+    assert whole_sentences("Hi. A much longer second sentence that never ends and goes on") == (
+        "Hi. A much longer second sentence that never ends and goes on"  # keeping "Hi." would lose most of it
+    )
 
 
 def test_moved_lists_the_largest_changes_first():

@@ -42,7 +42,7 @@ def raw_count(path: Path, table: str) -> int:
 def test_open_creates_the_store_under_drift_local_home(store, tmp_path):
     assert store.path == tmp_path / "home" / "drift.db"
     assert store.path.exists()
-    assert store.schema_version() == store_module.SCHEMA_VERSION == 1
+    assert store.schema_version() == store_module.SCHEMA_VERSION == len(store_module.MIGRATIONS)
     with sqlite3.connect(store.path) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
@@ -65,9 +65,10 @@ def test_pending_migrations_run_in_order(tmp_path, monkeypatch):
         conn.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT)")
 
     monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, add_notes])
-    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 2)
+    latest = store_module.SCHEMA_VERSION + 1
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", latest)
     with Store(path) as upgraded:
-        assert upgraded.schema_version() == 2
+        assert upgraded.schema_version() == latest
     assert raw_count(path, "notes") == 0
 
 
@@ -80,12 +81,23 @@ def test_a_failing_migration_changes_nothing(tmp_path, monkeypatch):
         raise RuntimeError("boom")
 
     monkeypatch.setattr(store_module, "MIGRATIONS", [*store_module.MIGRATIONS, half_done])
-    monkeypatch.setattr(store_module, "SCHEMA_VERSION", 2)
+    before = store_module.SCHEMA_VERSION
+    monkeypatch.setattr(store_module, "SCHEMA_VERSION", before + 1)
     with pytest.raises(RuntimeError):
         Store(path)
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == before
         assert not conn.execute("SELECT name FROM sqlite_master WHERE name = 'notes'").fetchall()
+
+
+def test_scores_from_before_end_of_turn_scoring_are_dropped(tmp_path):
+    path = tmp_path / "drift.db"
+    with Store(path) as store:
+        store.put_logprobs("m", 0, [("s", "p", "r", -1.0, 1)])
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA user_version = 1")
+    with Store(path) as store:
+        assert store.get_logprobs("m", 0, [("s", "p", "r")]) == {}
 
 
 def test_a_file_that_is_not_a_store_is_a_clear_error(tmp_path):

@@ -34,7 +34,7 @@ def rate(
     strategy: Annotated[str, typer.Option("--strategy", help="active: ask where the weights are least certain; random: a random attribute.")] = "active",
     seed: options.Seed = 0,
     beta: Annotated[float, typer.Option("--beta", min=0.01, help="Steering strength of the candidates: one attribute at full weight, so gentler than chat's 0.5 keeps both answers fluent.")] = 1.0,
-    max_tokens: Annotated[int, typer.Option("--max-tokens", min=8, help="Length of each candidate answer.")] = 80,
+    max_tokens: Annotated[int, typer.Option("--max-tokens", min=8, help="Longest candidate answer, in tokens; long enough that most answers can end on their own, so a taste for short ones can show. A cut answer is shown up to its last whole sentence.")] = 160,
     llm: options.Llm = None,
     slm: options.Slm = None,
     non_interactive: Annotated[bool, typer.Option("--non-interactive", help="No screen: a simulated user or a command chooses (see --choose-by).")] = False,

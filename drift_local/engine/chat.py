@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Sequence
 
 import jinja2
@@ -69,6 +70,22 @@ class ChatFormat:
         # Templates that write the BOS text themselves must not get a second one from the tokenizer.
         add_bos = self._adds_bos and not (self._bos_text and text.startswith(self._bos_text))
         return self.model.tokenize(text, add_bos=add_bos, special=True)
+
+    @cached_property
+    def end_of_turn(self) -> int | None:
+        """The token the template closes an assistant turn with, if it is an end-of-generation one.
+
+        A complete response's probability includes ending where it ends; the fallback
+        template closes a turn with plain text, so it has none.
+        """
+        marker = "\u2063end\u2063"
+        try:
+            rendered = self.render([Message("user", "hi"), Message("assistant", marker)], add_generation_prompt=False)
+        except DriftError:  # a template may insist on a shape; then score without the end
+            return None
+        after = rendered.split(marker, 1)[1] if marker in rendered else ""
+        tokens = self.model.tokenize(after, special=True)
+        return tokens[0] if tokens and self.model.is_end_of_generation(tokens[0]) else None
 
     def prompt_tokens(self, system: str | None, user: str) -> list[int]:
         """The tokens before the assistant's answer to one user message."""

@@ -95,8 +95,10 @@ class Scorer:
             prompt = self.chat.prompt_tokens(request.system, request.prompt)
             for r, response in enumerate(request.responses):
                 answer = model.tokenize(response, special=False)
-                if self.max_response_tokens:
+                if self.max_response_tokens and len(answer) > self.max_response_tokens:
                     answer = answer[: self.max_response_tokens]
+                elif self.chat.end_of_turn is not None:
+                    answer.append(self.chat.end_of_turn)  # a whole response also ends where it ends
                 tokens = prompt + answer
                 if len(tokens) > self.context.n_ctx_seq:
                     raise PromptTooLong(

@@ -182,8 +182,13 @@ def _migrate_v1(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+def _migrate_v2(conn: sqlite3.Connection) -> None:
+    # Scores now include the token that ends a whole response; older ones are recomputed.
+    conn.execute("DELETE FROM logprob_cache")
+
+
 # Migration i brings the schema from version i to i + 1. Append only; never edit a released one.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_v1]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_v1, _migrate_v2]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

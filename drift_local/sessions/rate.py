@@ -154,8 +154,23 @@ def write_candidates(
         sampler = Sampler(SamplerSettings(seed=seed))
         for _ in decoder.stream([Message("user", prompt)], steering, beta=beta, sampler=sampler, max_tokens=max_tokens, answer=answer):
             pass
-        texts.append(answer.text.strip())
+        texts.append(whole_sentences(answer.text.strip()) if answer.stop == "length" else answer.text.strip())
     return Candidates(prompt, attribute, (texts[0], texts[1]))
+
+
+# A sentence ends at . ! ? or … (then maybe a closing quote, bracket or **) before a space;
+# "2." starting a list item does not end one.
+_SENTENCE_END = re.compile(r"(?<!\b\d)[.!?…][\"')\]*]*(?=\s)")
+
+
+def whole_sentences(text: str) -> str:
+    """An answer cut by the token limit, back to its last whole sentence.
+
+    The person reads no half sentence, and the score, which counts the token that ends a
+    whole answer, matches what was read. Kept as is when that would drop most of it.
+    """
+    ends = [m.end() for m in _SENTENCE_END.finditer(text + " ")]
+    return text[: ends[-1]] if ends and ends[-1] >= len(text) // 3 else text
 
 
 def score_candidates(cache: RewardCache, attributes: AttributeSet, candidates: Candidates) -> None:
