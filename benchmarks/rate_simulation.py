@@ -38,6 +38,7 @@ def main() -> None:
     parser.add_argument("--per-attribute", type=int, default=2, help="pool pairs written per attribute")
     parser.add_argument("--heldout", type=int, default=20, help="held-out pool pairs")
     parser.add_argument("--max-tokens", type=int, default=160, help="candidate length")
+    parser.add_argument("--beta", type=float, default=1.0, help="steering strength of the candidates (rate's default)")
     parser.add_argument("--cap", type=int, default=64, help="scored tokens per response")
     parser.add_argument("--reward", default="sum", choices=("sum", "mean"))
     parser.add_argument("--strategies", default="active,random")
@@ -75,7 +76,7 @@ def main() -> None:
         pool = []
         for i, (role, prompt, attribute) in enumerate(plan):
             decoder.slm_ctx.clear()
-            c = write_candidates(decoder, attributes, prompt, attribute, beta=1.0, max_tokens=args.max_tokens, seed=int(rng.integers(2**31)))
+            c = write_candidates(decoder, attributes, prompt, attribute, beta=args.beta, max_tokens=args.max_tokens, seed=int(rng.integers(2**31)))
             pool.append({"role": role, "prompt": c.prompt, "attribute": c.attribute, "texts": list(c.texts)})
             print(f"wrote {i + 1}/{len(plan)} ({time.perf_counter() - started:.0f} s)", flush=True)
         pool_path.write_text(json.dumps(pool, indent=1))
