@@ -67,6 +67,13 @@ def test_unknown_profile_and_bad_beta(tiny_gguf):
     assert_clean_error(run("generate", "--llm", str(tiny_gguf), "--beta", "-2", "hi"), "beta must be > 0")
 
 
+def test_unreadable_or_empty_prompt_files(tmp_path, tiny_gguf):
+    rate = ["rate", "--llm", str(tiny_gguf), "--profile", "me", "--non-interactive", "--choose-by", "fewer-words", "--prompts"]
+    assert_clean_error(run(*rate, str(tmp_path / "missing.txt")), "cannot read prompts")
+    (tmp_path / "comments.txt").write_text("# only a comment\n")
+    assert_clean_error(run(*rate, str(tmp_path / "comments.txt")), "has no prompts")
+
+
 def test_profile_without_pairs_decodes_plainly_with_a_notice(tiny_gguf):
     assert run("profile", "create", "empty").returncode == 0
     result = run("generate", "--llm", str(tiny_gguf), "--profile", "empty", "--max-tokens", "4", "hi")

@@ -39,7 +39,10 @@ def bundled_prompts() -> list[str]:
 def read_prompts(path) -> list[str]:
     from pathlib import Path
 
-    lines = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
+    try:
+        lines = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DriftError(f"cannot read prompts from {path}: {getattr(exc, 'strerror', None) or exc}", "give a UTF-8 text file, one prompt a line") from None
     prompts = [line for line in lines if line and not line.startswith("#")]
     if not prompts:
         raise DriftError(f"{path} has no prompts", "one prompt a line; lines starting with # are ignored")
