@@ -99,20 +99,27 @@ def main() -> None:
     users = list(SIMULATED_USERS) if args.users == "all" else args.users.split(",")
     checkpoints = [int(c) for c in args.checkpoints.split(",")]
     results = []
-    # The ceiling: p fitted on every training pair of the pool, whatever a rule would ask.
     train = [c for role, c in pool if role == "train"]
     train_rewards = cache.rewards([c.as_pair_text() for c in train], attributes, args.reward)
+
+    def as_chosen(rewards, candidates, user):
+        """(chosen, rejected) reward rows of the pairs this user decides."""
+        labels = [simulated_choice(user, c) for c in candidates]
+        decided = [i for i, label in enumerate(labels) if label != "tie"]
+        first = np.array([labels[i] == "first" for i in decided], dtype=bool)[:, None]
+        win, lose = rewards.win[decided], rewards.lose[decided]
+        return np.where(first, win, lose), np.where(first, lose, win)
+
+    def rank_of(weights, target):
+        return 1 + int(np.sum(weights > weights[target]))
+
     ceiling = {}
     for user in users:
-        signs = np.array([{"first": 1.0, "second": -1.0, "tie": 0.0}[simulated_choice(user, c)] for c in train])
-        weights = ((train_rewards.win - train_rewards.lose) * signs[:, None]).sum(axis=0)
-        target = attributes.names.index(SIMULATED_USERS[user][1])
-        ceiling[user] = (1 + int(np.sum(weights > weights[target])), int(np.count_nonzero(signs)))
+        # The ceiling: p fitted on every training pair of the pool, whatever a rule would ask.
+        win, lose = as_chosen(train_rewards, train, user)
+        ceiling[user] = (rank_of((win - lose).sum(axis=0), attributes.names.index(SIMULATED_USERS[user][1])), len(win))
     for user in users:
-        labels = [simulated_choice(user, c) for c in heldout]
-        decided = [i for i, label in enumerate(labels) if label != "tie"]
-        win = np.array([heldout_rewards.win[i] if labels[i] == "first" else heldout_rewards.lose[i] for i in decided])
-        lose = np.array([heldout_rewards.lose[i] if labels[i] == "first" else heldout_rewards.win[i] for i in decided])
+        win, lose = as_chosen(heldout_rewards, heldout, user)
         target = attributes.names.index(SIMULATED_USERS[user][1])
         for strategy in args.strategies.split(","):
             for seed in range(args.seeds):
@@ -126,10 +133,9 @@ def main() -> None:
                     rater.choose(candidates, simulated_choice(user, candidates))
                     if round_ in checkpoints:
                         weights = rater.fit.weights if rater.fit is not None else np.zeros(len(attributes.names))
-                        rank = 1 + int(np.sum(weights > weights[target]))
-                        acc = accuracy(weights, win, lose) if decided else float("nan")
-                        row = {"user": user, "strategy": strategy, "seed": seed, "choices": round_, "rank": rank,
-                               "heldout_accuracy": round(acc, 3), "heldout_pairs": len(decided)}
+                        acc = accuracy(weights, win, lose) if len(win) else float("nan")
+                        row = {"user": user, "strategy": strategy, "seed": seed, "choices": round_, "rank": rank_of(weights, target),
+                               "heldout_accuracy": round(acc, 3), "heldout_pairs": len(win)}
                         results.append(row)
                         print(json.dumps(row), flush=True)
 
@@ -141,6 +147,8 @@ def main() -> None:
             for k in checkpoints:
                 rows = [r for r in results if r["user"] == user and r["strategy"] == strategy and r["choices"] == k]
                 ranks = [r["rank"] for r in rows]
+                if not ranks:  # --seeds 0: only write and score the pool
+                    continue
                 accs = [r["heldout_accuracy"] for r in rows if r["heldout_accuracy"] == r["heldout_accuracy"]]
                 print(f"{user:18s} {strategy:7s} {k:7d} {statistics.mean(ranks):9.1f} {sum(r <= 5 for r in ranks) / len(ranks):11.0%} "
                       f"{statistics.mean(accs) if accs else float('nan'):9.2f}")
