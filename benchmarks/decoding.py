@@ -17,7 +17,8 @@ import numpy as np
 
 from drift_local.attributes import paper_attributes
 from drift_local.config import Settings
-from drift_local.drift.decoding import Sampler, SamplerSettings
+from drift_local.drift.sampling import Sampler, SamplerSettings
+from drift_local.drift.steering import Decoding
 from drift_local.engine.chat import Message
 from drift_local.engine.context import ContextSettings
 from drift_local.sessions.decoder import Answer, DriftDecoder, Steering
@@ -39,7 +40,7 @@ def run(decoder: DriftDecoder, conversation, steer, tokens: int) -> tuple[Answer
     sampler = Sampler(SamplerSettings(seed=0))
     started = time.perf_counter()
     first = None
-    for _ in decoder.stream(conversation, steer, beta=0.5, sampler=sampler, max_tokens=tokens, answer=answer):
+    for _ in decoder.stream(conversation, steer, decoding=Decoding(0.5), sampler=sampler, max_tokens=tokens, answer=answer):
         first = first or time.perf_counter() - started
     return answer, time.perf_counter() - started, first or 0.0
 

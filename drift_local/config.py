@@ -6,6 +6,7 @@ which is what the tests and throwaway runs use.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from dataclasses import asdict, dataclass, field, fields
@@ -60,10 +61,14 @@ class Settings:
     n_ctx: int = 4096  # tokens per sequence
     n_batch: int = 512
     n_gpu_layers: int = -1  # -1: offload everything when built with CUDA/Metal; ignored on CPU
-    beta: float = 0.5
+    beta: float = 0.5  # steering strength: the paper's KL weight (smaller steers harder)
+    plausibility: float = 0.1  # α: only tokens with p_LLM ≥ α · max p_LLM may be steered to
+    kl_budget: float = math.inf  # nats one steered token may move from the LLM's distribution
+    temperature: float = 1.0
     top_p: float = 0.9
     attributes: int = 7  # k attributes used in decoding
     max_tokens: int = 500  # the paper's text length
+    method: str = "bt"  # how fit turns pairs into weights (see drift-local fit --help)
     reward: str = "sum"  # sum (the paper) or mean (per token)
     max_response_tokens: int = 0  # cap on scored response length; 0: no cap
     extra: dict = field(default_factory=dict)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from drift_local.drift.decoding import Sampler, SamplerSettings
+from drift_local.drift.sampling import Sampler, SamplerSettings
 from drift_local.engine.context import ContextSettings
 from drift_local.engine.model import load_model
 from drift_local.errors import DriftError

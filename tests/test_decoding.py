@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from drift_local.drift.decoding import Sampler, SamplerSettings
+from drift_local.drift.sampling import Sampler, SamplerSettings
+from drift_local.drift.steering import Decoding
 from drift_local.engine.chat import Message
 from drift_local.engine.context import ContextSettings
 from drift_local.engine.model import load_model
-from drift_local.sessions.decoder import Answer, DriftDecoder, Steering
+from drift_local.sessions.decoder import Answer, BatchDecoder, DriftDecoder, Request, Steering
 from drift_local.sessions.runtime import Models
 
 CONVERSATION = [Message("user", "Tell me about the sea.")]
@@ -30,7 +31,7 @@ def steering(weights) -> Steering:
 
 def greedy(decoder, steer, beta=0.5, max_tokens=24) -> Answer:
     answer = Answer()
-    for _ in decoder.stream(CONVERSATION, steer, beta=beta, sampler=Sampler(SamplerSettings(greedy=True)), max_tokens=max_tokens, answer=answer):
+    for _ in decoder.stream(CONVERSATION, steer, decoding=Decoding(beta), sampler=Sampler(SamplerSettings(greedy=True)), max_tokens=max_tokens, answer=answer):
         pass
     return answer
 
@@ -84,3 +85,37 @@ def test_stops_at_max_tokens_and_reports_why(tiny_gguf):
     decoder = DriftDecoder(models(tiny_gguf), 1, SETTINGS)
     answer = greedy(decoder, None, max_tokens=5)
     assert len(answer.tokens) <= 5 and answer.stop in ("length", "eos")
+
+
+def _request(steer, beta=0.5, max_tokens=12, text="Tell me about the sea.") -> Request:
+    return Request([Message("user", text)], steer, Decoding(beta), Sampler(SamplerSettings(greedy=True)), max_tokens)
+
+
+def test_a_batch_writes_the_answers_one_at_a_time_would(tiny_gguf):
+    """Each answer in a batch has its own steering, yet every step is one llama_decode for all."""
+    jobs = [(None, "Tell me about the sea."), (steering([0.5, -0.3]), "Tell me about the sea."), (steering([-0.9, 0.2]), "And the sky?")]
+    expected = []
+    for steer, text in jobs:
+        decoder = DriftDecoder(models(tiny_gguf), 2, SETTINGS)
+        answer = Answer()
+        for _ in decoder.stream([Message("user", text)], steer, decoding=Decoding(0.5), sampler=Sampler(SamplerSettings(greedy=True)), max_tokens=12, answer=answer):
+            pass
+        expected.append(answer.tokens)
+    # Room for two answers at a time: the third waits for a free slot.
+    batch = BatchDecoder(models(tiny_gguf), SETTINGS, n_seq=5, n_cells=1024)
+    decodes_before = batch.slm_ctx.decode_seconds
+    answers = batch.run_all([_request(steer, text=text) for steer, text in jobs])
+    assert [a.tokens for a in answers] == expected
+    assert batch.slm_ctx.decode_seconds > decodes_before and not batch.active
+    assert sorted(batch._free[id(batch.slm_ctx)]) == list(range(5))  # every sequence given back
+
+
+def test_a_cancelled_answer_frees_its_sequences_at_once(tiny_gguf):
+    batch = BatchDecoder(models(tiny_gguf), SETTINGS, n_seq=4, n_cells=1024)
+    first, second = _request(steering([0.5, -0.3]), max_tokens=50), _request(None, max_tokens=50)
+    assert batch.admit(first)
+    assert not batch.admit(_request(steering([0.5, -0.3]), max_tokens=50))  # 4 sequences: no room for a second steered answer
+    batch.step()
+    batch.cancel(first)
+    assert first.answer.stop == "interrupted" and batch.admit(second)
+    assert all(not batch.slm_ctx.held[seq] for seq in range(4) if seq not in [s for _, s in batch.active[0].seqs.values()])

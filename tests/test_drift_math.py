@@ -6,24 +6,28 @@ import numpy as np
 import pytest
 
 from drift_local.drift.approx import (
+    Fit,
+    REGULARIZATION_GRID,
+    Pairs,
     accuracy,
     bootstrap_weights,
+    fit_bt,
     fit_length_baseline,
     fit_logreg,
-    fit_qp,
+    fit_paper,
     length_accuracy,
-    pair_margins,
     reward_matrix,
+    sign_stability,
     top_k,
 )
-from drift_local.drift.decoding import (
+from drift_local.drift.sampling import (
     Sampler,
     SamplerSettings,
-    drift_logits,
     entropy_bits,
     log_softmax,
     softmax,
 )
+from drift_local.drift.steering import Decoding, drift_logits, kl_divergence
 from drift_local.errors import DriftError
 
 # --- Drift Approximation ----------------------------------------------------
@@ -38,20 +42,24 @@ def _pairs_with_total(total: list[float]) -> tuple[np.ndarray, np.ndarray]:
     return lose + diffs, lose
 
 
-def test_fit_qp_recovers_known_direction():
+def test_fit_paper_is_exactly_the_papers_closed_form():
     win, lose = _pairs_with_total([3.0, -4.0, 0.0])
-    fit = fit_qp(win, lose)
+    fit = fit_paper(Pairs.of(win, lose))
     np.testing.assert_allclose(fit.weights, [0.6, -0.8, 0.0], atol=1e-12)
     np.testing.assert_allclose(fit.preference, np.array([3.0, -4.0, 0.0]) / 3)
-    assert fit.n_pairs == 3 and fit.method == "qp"
+    assert fit.n_pairs == 3 and fit.method == "paper" and fit.length_weight == 0.0
+    rng = np.random.default_rng(3)
+    win, lose = rng.normal(size=(2, 17, 41))
+    total = (win - lose).sum(axis=0)
+    np.testing.assert_allclose(fit_paper(Pairs.of(win, lose)).weights, total / np.linalg.norm(total), rtol=1e-12)
 
 
-def test_fit_qp_is_invariant_to_reward_scale_and_shift():
+def test_fit_paper_is_invariant_to_reward_scale_and_shift():
     rng = np.random.default_rng(1)
     win, lose = rng.normal(size=(2, 8, 5))
-    reference = fit_qp(win, lose).weights
-    np.testing.assert_allclose(fit_qp(250.0 * win, 250.0 * lose).weights, reference, atol=1e-12)
-    np.testing.assert_allclose(fit_qp(win + 7.0, lose + 7.0).weights, reference, atol=1e-12)
+    reference = fit_paper(Pairs.of(win, lose)).weights
+    np.testing.assert_allclose(fit_paper(Pairs.of(250.0 * win, 250.0 * lose)).weights, reference, atol=1e-12)
+    np.testing.assert_allclose(fit_paper(Pairs.of(win + 7.0, lose + 7.0)).weights, reference, atol=1e-12)
 
 
 def test_reward_matrix_sum_and_mean():
@@ -69,8 +77,11 @@ def test_reward_matrix_sum_and_mean():
         reward_matrix(logp_attr, logp_base, n_tokens, mode="median")
 
 
-@pytest.mark.parametrize("fit", [fit_qp, fit_logreg])
-def test_degenerate_pairs_raise_clear_errors(fit):
+@pytest.mark.parametrize("method", [fit_paper, fit_bt, fit_logreg])
+def test_degenerate_pairs_raise_clear_errors(method):
+    def fit(win, lose):
+        return method(Pairs.of(win, lose))
+
     rewards = np.array([[1.0, 2.0], [0.5, -1.0]])
     with pytest.raises(DriftError, match="no preference pairs") as empty:
         fit(np.empty((0, 2)), np.empty((0, 2)))
@@ -97,27 +108,76 @@ def _planted_pairs(true_p: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, n
     return win, lose
 
 
-@pytest.mark.parametrize("fit", [fit_qp, fit_logreg])
+@pytest.mark.parametrize("fit", [fit_paper, fit_logreg])
 def test_fits_recover_a_planted_weight_vector(fit):
     true_p = np.array([0.7, -0.5, 0.0, 0.4, -0.3, 0.0])
     true_p /= np.linalg.norm(true_p)
     win, lose = _planted_pairs(true_p, n=150, seed=2)
-    fitted = fit(win, lose)
+    fitted = fit(Pairs.of(win, lose))
     assert np.linalg.norm(fitted.weights) == pytest.approx(1.0)
     assert fitted.weights @ true_p > 0.9
     big = np.abs(true_p) > 0.2
     assert np.array_equal(np.sign(fitted.weights[big]), np.sign(true_p[big]))
-    assert accuracy(fitted.weights, win, lose) > 0.8
+    assert accuracy(fitted, Pairs.of(win, lose)) > 0.8
+
+
+def test_fit_bt_is_calibrated_on_planted_centered_preferences():
+    """Rewards that share a per-response shift (any system prompt moves them all) plus a
+    planted Bradley–Terry preference: bt recovers the preference, in reward units."""
+    true_w = np.array([1.5, -1.0, 0.0, 0.8, -1.3, 0.0])  # sums to zero: centering loses nothing
+    rng = np.random.default_rng(4)
+    n = 400
+    first, second = rng.normal(size=(2, n, 6)) + 5.0 * rng.normal(size=(2, n, 1))
+    first_wins = rng.random(n) < 1 / (1 + np.exp(-(first - second) @ true_w))
+    win = np.where(first_wins[:, None], first, second)
+    lose = np.where(first_wins[:, None], second, first)
+    pairs = Pairs.of(win, lose, groups=np.arange(n) // 4)
+    fit = fit_bt(pairs)
+    assert fit.method == "bt" and fit.regularization is not None and fit.length_weight == 0.0
+    np.testing.assert_allclose(fit.weights, true_w, atol=0.35)  # magnitudes, not only a direction
+    assert fit.weights.sum() == pytest.approx(0.0, abs=1e-9)
+    assert accuracy(fit, pairs) > accuracy(fit_paper(pairs), pairs)  # the shared shift fools the closed form
+
+
+def test_fit_bt_uses_length_when_it_predicts_and_falls_back_to_the_closed_form_with_one_prompt():
+    rng = np.random.default_rng(5)
+    n = 120
+    win, lose = rng.normal(size=(2, n, 8))
+    lengths = rng.integers(20, 300, size=(2, n)).astype(float)
+    shorter_first = lengths[0] < lengths[1]  # this user always picks the shorter answer
+    win_tokens, lose_tokens = np.where(shorter_first, lengths[0], lengths[1]), np.where(shorter_first, lengths[1], lengths[0])
+    fit = fit_bt(Pairs.of(win, lose, win_tokens, lose_tokens, np.arange(n) // 6))
+    assert fit.length_weight < 0
+    assert accuracy(fit, Pairs.of(win, lose, win_tokens, lose_tokens)) > 0.9
+    one_prompt = Pairs.of(win[:5], lose[:5], groups=np.zeros(5))
+    fallback = fit_bt(one_prompt)
+    gaps = (win[:5] - lose[:5]) - (win[:5] - lose[:5]).mean(axis=1, keepdims=True)
+    direction = (gaps / np.sqrt((gaps**2).mean(axis=0))).sum(axis=0)
+    cosine = (fallback.weights / np.sqrt((gaps**2).mean(axis=0))) @ direction
+    assert cosine > 0 and fallback.regularization == REGULARIZATION_GRID[-1]
+
+
+def test_sign_stability_tells_signal_from_noise():
+    true_w = np.array([2.0, -2.0, 0.0, 0.0])
+    rng = np.random.default_rng(6)
+    n = 200
+    first, second = rng.normal(size=(2, n, 4))
+    first_wins = rng.random(n) < 1 / (1 + np.exp(-(first - second) @ true_w))
+    pairs = Pairs.of(np.where(first_wins[:, None], first, second), np.where(first_wins[:, None], second, first), groups=np.arange(n) // 5)
+    fit = fit_bt(pairs)
+    stability = sign_stability(pairs, fit, 60, np.random.default_rng(0))
+    assert stability[0] > 0.95 and stability[1] > 0.95
+    assert min(stability[2], stability[3]) < 0.9
 
 
 def test_fit_logreg_stays_finite_on_separable_data():
     win = np.array([[2.0, 0.0], [3.0, 1.0]])
     lose = np.array([[-2.0, 0.5], [-1.0, 1.0]])
-    fit = fit_logreg(win, lose, l2=1e-3)
+    fit = fit_logreg(Pairs.of(win, lose), l2=1e-3)
     assert np.all(np.isfinite(fit.weights)) and fit.weights[0] > 0.9
     np.testing.assert_allclose(fit.preference, (win - lose).mean(axis=0))
     with pytest.raises(DriftError, match="l2 must be > 0"):
-        fit_logreg(win, lose, l2=0.0)
+        fit_logreg(Pairs.of(win, lose), l2=0.0)
 
 
 def test_top_k_orders_by_magnitude_and_breaks_ties_by_index():
@@ -129,13 +189,15 @@ def test_top_k_orders_by_magnitude_and_breaks_ties_by_index():
 
 
 def test_margins_and_accuracy_count_ties_as_half():
-    weights = np.array([1.0, 0.0])
+    fit = Fit(np.array([1.0, 0.0]), np.zeros(2), 4, "paper")
     win = np.array([[2.0, 5.0], [1.0, 9.0], [0.0, 0.0], [3.0, 0.0]])
     lose = np.array([[1.0, 0.0], [1.0, 0.0], [1.0, 0.0], [1.0, 7.0]])
-    np.testing.assert_allclose(pair_margins(weights, win, lose), [1.0, 0.0, -1.0, 2.0])
-    assert accuracy(weights, win, lose) == pytest.approx((1 + 0.5 + 0 + 1) / 4)
+    np.testing.assert_allclose(fit.margins(Pairs.of(win, lose)), [1.0, 0.0, -1.0, 2.0])
+    assert accuracy(fit, Pairs.of(win, lose)) == pytest.approx((1 + 0.5 + 0 + 1) / 4)
+    with_length = Fit(np.array([1.0, 0.0]), np.zeros(2), 4, "bt", length_weight=-0.5)
+    np.testing.assert_allclose(with_length.margins(Pairs.of(win, lose, [4, 2, 2, 2], [2, 2, 2, 2])), [0.0, 0.0, -1.0, 2.0])
     with pytest.raises(DriftError):
-        accuracy(weights, np.empty((0, 2)), np.empty((0, 2)))
+        accuracy(fit, Pairs.of(np.empty((0, 2)), np.empty((0, 2))))
 
 
 def test_length_baseline():
@@ -151,14 +213,14 @@ def test_bootstrap_shape_and_zero_rows_for_degenerate_resamples():
     # Two opposite pairs: a resample holding one of each has W − L = 0.
     win = np.array([[1.0, 2.0], [-1.0, -2.0]])
     lose = np.zeros((2, 2))
-    boots = bootstrap_weights(win, lose, n_boot=60, rng=np.random.default_rng(3))
+    boots = bootstrap_weights(Pairs.of(win, lose), n_boot=60, rng=np.random.default_rng(3))
     assert boots.shape == (60, 2)
     norms = np.linalg.norm(boots, axis=1)
     assert np.all(np.isclose(norms, 0.0) | np.isclose(norms, 1.0))
     assert np.any(norms == 0.0) and np.any(norms > 0.0)
-    again = bootstrap_weights(win, lose, n_boot=60, rng=np.random.default_rng(3))
+    again = bootstrap_weights(Pairs.of(win, lose), n_boot=60, rng=np.random.default_rng(3))
     np.testing.assert_array_equal(boots, again)
-    assert bootstrap_weights(win, lose, n_boot=0, rng=np.random.default_rng(3)).shape == (0, 2)
+    assert bootstrap_weights(Pairs.of(win, lose), n_boot=0, rng=np.random.default_rng(3)).shape == (0, 2)
 
 
 # --- Drift Decoding ---------------------------------------------------------
@@ -177,7 +239,7 @@ def test_drift_logits_matches_naive_formula_and_leaves_inputs_alone():
     naive = h_llm.astype(np.float64) + sum(
         w / beta * (h_attr[i].astype(np.float64) - h_base) for i, w in enumerate(weights)
     )
-    steered = drift_logits(h_llm, h_attr, h_base, weights, beta)
+    steered = drift_logits(h_llm, h_attr, h_base, weights, Decoding(beta))
     assert steered.dtype == np.float32 and steered.shape == h_llm.shape
     np.testing.assert_allclose(steered, naive, rtol=1e-5, atol=1e-4)
     for before, after in zip(originals, (h_llm, h_attr, h_base)):
@@ -191,16 +253,46 @@ def test_drift_logits_is_an_exact_copy_when_there_is_nothing_to_add():
         (np.zeros(3), 1.0, h_attr),
         (np.zeros(0), 1.0, np.empty((0, h_llm.size), dtype=np.float32)),
     ]:
-        steered = drift_logits(h_llm, attrs, h_base, weights, beta)
+        steered = drift_logits(h_llm, attrs, h_base, weights, Decoding(beta))
         assert steered is not h_llm
         assert steered.tobytes() == h_llm.tobytes()
 
 
 @pytest.mark.parametrize("beta", [0.0, -1.0, math.nan])
-def test_drift_logits_rejects_non_positive_beta(beta):
-    h_llm, h_attr, h_base = _logits()
+def test_decoding_rejects_non_positive_beta(beta):
     with pytest.raises(DriftError, match="beta must be > 0"):
-        drift_logits(h_llm, h_attr, h_base, np.ones(3), beta)
+        Decoding(beta)
+
+
+def test_a_tiny_beta_is_a_clear_error_not_an_overflow():
+    h_llm, h_attr, h_base = _logits()
+    with pytest.raises(DriftError, match="too small"):
+        drift_logits(h_llm, h_attr, h_base, np.ones(3), Decoding(1e-300))
+
+
+def test_plausibility_keeps_only_tokens_the_llm_finds_plausible():
+    h_llm, h_attr, h_base = _logits()
+    weights, alpha = np.array([3.0, -2.0, 1.0]), 0.1
+    steered = drift_logits(h_llm, h_attr, h_base, weights, Decoding(0.5, plausibility=alpha))
+    probs = softmax(h_llm)
+    allowed = probs >= alpha * probs.max()
+    assert 1 <= allowed.sum() < h_llm.size
+    assert np.all(np.isneginf(steered[~allowed]))
+    naive = drift_logits(h_llm, h_attr, h_base, weights, Decoding(0.5))
+    np.testing.assert_allclose(steered[allowed], naive[allowed], rtol=1e-6)
+
+
+@pytest.mark.parametrize("budget", [0.05, 0.5])
+def test_kl_budget_bounds_the_step_and_leaves_gentle_steering_alone(budget):
+    h_llm, h_attr, h_base = _logits()
+    strong = drift_logits(h_llm, h_attr, h_base, np.array([3.0, -2.0, 1.0]), Decoding(0.5))
+    assert kl_divergence(h_llm, strong - h_llm) > budget  # the unbounded step overspends
+    bounded = drift_logits(h_llm, h_attr, h_base, np.array([3.0, -2.0, 1.0]), Decoding(0.5, kl_budget=budget))
+    spent = kl_divergence(h_llm, bounded - h_llm)
+    assert budget * 0.99 <= spent <= budget * (1 + 1e-6)
+    gentle_weights = np.array([1e-3, 0.0, 0.0])
+    gentle = drift_logits(h_llm, h_attr, h_base, gentle_weights, Decoding(1.0, kl_budget=budget))
+    np.testing.assert_array_equal(gentle, drift_logits(h_llm, h_attr, h_base, gentle_weights, Decoding(1.0)))
 
 
 @pytest.mark.parametrize(

@@ -94,10 +94,34 @@ def test_scores_from_before_end_of_turn_scoring_are_dropped(tmp_path):
     path = tmp_path / "drift.db"
     with Store(path) as store:
         store.put_logprobs("m", 0, [("s", "p", "r", -1.0, 1)])
+    _rewind_to_v2(path)
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA user_version = 1")
     with Store(path) as store:
         assert store.get_logprobs("m", 0, [("s", "p", "r")]) == {}
+
+
+def _rewind_to_v2(path) -> None:
+    """Make a current store look like one written by schema version 2."""
+    with sqlite3.connect(path) as conn:
+        conn.execute("ALTER TABLE fits DROP COLUMN sign_stability")
+        conn.execute("ALTER TABLE fits DROP COLUMN regularization")
+        conn.execute("ALTER TABLE fits DROP COLUMN length_weight")
+        conn.execute("ALTER TABLE fits DROP COLUMN answer_tokens")
+        conn.execute("PRAGMA user_version = 2")
+
+
+def test_fits_from_schema_v2_keep_their_weights_under_the_new_method_name(tmp_path):
+    path = tmp_path / "drift.db"
+    with Store(path) as store:
+        profile = store.create_profile("me")
+        store.save_fit(profile, model_id="m", method="paper", reward="sum", n_pairs=3, names=["a", "b"], weights=[0.6, -0.8], preference=[1.0, -2.0])
+    _rewind_to_v2(path)
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE fits SET method = 'qp'")
+    with Store(path) as store:
+        fit = store.latest_fit(store.get_profile("me"))
+    assert (fit.method, fit.weights, fit.sign_stability, fit.regularization) == ("paper", [0.6, -0.8], None, None)
 
 
 def test_a_file_that_is_not_a_store_is_a_clear_error(tmp_path):

@@ -49,7 +49,7 @@ def chat(
 ) -> None:
     """Chat with the LLM, steered by a profile's preferences. Type /help inside for commands."""
     from drift_local.cli.steering import load_steering
-    from drift_local.drift.decoding import Sampler
+    from drift_local.drift.sampling import Sampler
     from drift_local.engine.chat import Message
     from drift_local.profiles.store import Store
     from drift_local.sessions.chat import ChatSession, history_from_log
@@ -225,7 +225,7 @@ def _prefer(session, settings, arg: str) -> None:
     with token_progress("scoring the new pair") as progress:
         steering, _ = profile_steering(
             session.store, session.profile, session.decoder.models.slm, context_settings(settings), settings.attributes,
-            reward=settings.reward, max_response_tokens=settings.max_response_tokens, progress=progress,
+            method=settings.method, reward=settings.reward, max_response_tokens=settings.max_response_tokens, progress=progress,
         )
     session.set_steering(steering)
     _show_attributes(session)

@@ -15,7 +15,7 @@ from drift_local.cli.common import console, err_console, print_json
 from drift_local.errors import DriftError
 
 _MODEL_KEYS = ("llm", "slm")
-_CHOICES = {"reward": ("sum", "mean")}
+_CHOICES = {"reward": ("sum", "mean"), "method": ("bt", "paper", "logreg")}
 
 config_app = typer.Typer(no_args_is_help=True, rich_markup_mode="rich")
 app.add_typer(

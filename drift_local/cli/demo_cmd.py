@@ -66,7 +66,8 @@ def demo(
 
 
 def _side_by_side(models, steering, settings, prompt: str, seed: int, max_tokens: int) -> None:
-    from drift_local.drift.decoding import Sampler
+    from drift_local.drift.sampling import Sampler
+    from drift_local.drift.steering import Decoding
     from drift_local.engine.chat import Message
     from drift_local.sessions.decoder import DriftDecoder
     from drift_local.sessions.runtime import context_settings
@@ -81,5 +82,5 @@ def _side_by_side(models, steering, settings, prompt: str, seed: int, max_tokens
     with Live(table, console=console, refresh_per_second=8):
         for key, steer in (("plain", None), ("drift", steering)):
             sampler = Sampler(sampler_settings(settings, seed=seed, greedy=False, temperature=1.0, top_k=0, min_p=0.0, repeat_penalty=1.0))
-            for step in decoder.stream(conversation, steer, beta=settings.beta, sampler=sampler, max_tokens=max_tokens):
+            for step in decoder.stream(conversation, steer, decoding=Decoding(settings.beta), sampler=sampler, max_tokens=max_tokens):
                 texts[key].append(step.text)

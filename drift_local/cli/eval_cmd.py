@@ -20,8 +20,9 @@ from drift_local.errors import DriftError
 def evaluate_command(
     data: Annotated[Path, typer.Option("--data", help="Pairs: JSONL {prompt, chosen, rejected}, PRISM utterances.jsonl, or HH transcripts.")],
     user: Annotated[Optional[str], typer.Option("--user", help="Only this user's pairs (PRISM files).")] = None,
-    shots: Annotated[str, typer.Option("--shots", help="Training set sizes, comma separated; the rest of the pairs are the test set.")] = "10,20,40",
+    shots: Annotated[str, typer.Option("--shots", help="Training set sizes, comma separated.")] = "10,20,40",
     seeds: Annotated[int, typer.Option("--seeds", min=1, help="Random train/test splits per shot count.")] = 5,
+    split: Annotated[str, typer.Option("--split", help="prompt: train and test pairs never share a prompt (new prompts, as in real use); random: pairs drawn at random, the paper's way.")] = "prompt",
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Also draw accuracy against shots (the paper's Figure 3) to this PNG.")] = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip malformed lines instead of stopping.")] = False,
     slm: options.Slm = None,
@@ -30,19 +31,24 @@ def evaluate_command(
     threads: options.Threads = None,
     json_out: options.Json = False,
 ) -> None:
-    """Train on k pairs, test on the rest, for each k and seed; print mean ± std accuracy per method.
+    """Train on k pairs, test on held-out ones, for each k and seed; print mean ± std accuracy per method.
 
-    Methods: Drift (QP) with the paper's summed rewards and with per-token (mean) rewards,
-    logistic regression on the same features, a length-only baseline, and chance. Scores
-    are cached, so a second run is quick.
+    With --split prompt (the default) about half the prompts train and the other half test,
+    so every test pair is about a prompt the fit never saw. Methods: fit's default (bt), the
+    paper's closed form on summed rewards (paper) and on per-token rewards, logistic
+    regression, a length-only baseline fitted on the training pairs, and chance; each row
+    also says on how many splits it beat length only. Scores are cached, so a second run is
+    quick.
     """
     from drift_local.attributes import paper_attributes
     from drift_local.profiles.importers import read_pairs
     from drift_local.profiles.store import Store
-    from drift_local.sessions.evaluate import METHODS, evaluate
+    from drift_local.sessions.evaluate import DEFAULT_METHOD, METHODS, SPLITS, evaluate
     from drift_local.sessions.rewards import PairText, RewardCache
     from drift_local.sessions.runtime import context_settings, open_slm
 
+    if split not in SPLITS:
+        raise DriftError(f"unknown --split {split!r}", "use prompt (the default) or random")
     try:
         shot_list = sorted({int(s) for s in shots.split(",") if s.strip()})
     except ValueError:
@@ -56,12 +62,18 @@ def evaluate_command(
         with token_progress(f"scoring {len(pairs)} pairs") as progress:
             cache.fill_missing(pairs, attributes, progress)
         rewards = {mode: cache.rewards(pairs, attributes, mode) for mode in ("sum", "mean")}
-    result = evaluate(rewards, shot_list, seeds)
+    result = evaluate(rewards, shot_list, seeds, split)
     if json_out:
         print_json({
-            "data": str(data), "user": user, "n_pairs": result.n_pairs, "seeds": seeds, "shots": result.shots,
-            "skipped_shots": result.skipped_shots,
-            "accuracy": {m: {str(k): dict(zip(("mean", "std"), result.mean_std(m, k))) for k in result.shots} for m in METHODS},
+            "data": str(data), "user": user, "n_pairs": result.n_pairs, "n_prompts": result.n_prompts, "split": split,
+            "seeds": seeds, "shots": result.shots, "skipped_shots": result.skipped_shots, "default_method": DEFAULT_METHOD,
+            "accuracy": {
+                m: {
+                    str(k): {**dict(zip(("mean", "std"), result.mean_std(m, k))), "splits": result.n_splits(k), "beats_length_only": result.beats_length(m, k)}
+                    for k in result.shots
+                }
+                for m in METHODS
+            },
         })
     else:
         _print_table(result, METHODS)
@@ -70,14 +82,23 @@ def evaluate_command(
 
 
 def _print_table(result, methods) -> None:
-    table = Table("method", *[f"k={k}" for k in result.shots], title=f"preference accuracy, {result.n_pairs} pairs, {result.seeds} seeds (mean ± std)")
+    from drift_local.sessions.evaluate import DEFAULT_METHOD, LENGTH_ONLY
+
+    where = "new prompts" if result.split == "prompt" else "random splits"
+    table = Table(
+        "method", *[f"k={k}" for k in result.shots],
+        title=f"held-out preference accuracy on {where}: {result.n_pairs} pairs, {result.n_prompts} prompts (mean ± std; splits that beat length only)",
+    )
     for method in methods:
-        table.add_row(method, *[f"{m:.3f} ± {s:.3f}" for m, s in (result.mean_std(method, k) for k in result.shots)])
+        cells = []
+        for k in result.shots:
+            mean, std = result.mean_std(method, k)
+            beats = "" if method == LENGTH_ONLY else f"  {result.beats_length(method, k)}/{result.n_splits(k)}"
+            cells.append(f"{mean:.3f} ± {std:.3f}{beats}")
+        table.add_row(f"{method} (default)" if method == DEFAULT_METHOD else method, *cells)
     console.print(table)
     if result.skipped_shots:
-        console.print(f"[yellow]skipped k={', '.join(map(str, result.skipped_shots))}: not enough pairs left to test on[/]")
-    wins = sum(result.mean_std("drift (mean)", k)[0] > result.mean_std("drift (sum)", k)[0] for k in result.shots)
-    console.print(f"per-token (mean) rewards beat summed rewards at {wins} of {len(result.shots)} shot counts")
+        console.print(f"[yellow]skipped k={', '.join(map(str, result.skipped_shots))}: not enough pairs to train on and test on[/]")
 
 
 def _plot(result, methods, path: Path) -> None:

@@ -16,7 +16,7 @@ from drift_local.cli.settings_flags import settings_with
 @app.command()
 def fit(
     profile: Annotated[str, typer.Option("--profile", "-p", help="The profile to fit.")],
-    method: Annotated[str, typer.Option("--method", help="qp: the paper's closed form (W−L)/‖W−L‖; logreg: logistic regression (section 5's comparison).")] = "qp",
+    method: options.Method = None,
     reward: options.Reward = None,
     slm: options.Slm = None,
     max_response_tokens: options.MaxResponseTokens = None,
@@ -29,14 +29,15 @@ def fit(
 
     Each response is scored under the base prompt and every attribute prompt; the
     log-probability differences are the zero-shot rewards. Progress shows tokens and ETA;
-    Ctrl-C keeps everything scored so far.
+    Ctrl-C keeps everything scored so far. The default method, bt, is a Bradley–Terry model
+    whose strength is chosen from your own pairs; --method paper is the paper's closed form.
     """
     from drift_local.profiles.store import Store
     from drift_local.sessions.fit import fit_profile
     from drift_local.sessions.runtime import context_settings, open_slm
 
     settings = settings_with(
-        reward=reward, max_response_tokens=max_response_tokens, n_ctx=n_ctx, threads=threads, n_gpu_layers=n_gpu_layers
+        method=method, reward=reward, max_response_tokens=max_response_tokens, n_ctx=n_ctx, threads=threads, n_gpu_layers=n_gpu_layers
     )
     with Store.open() as store:
         target = store.get_profile(profile)
@@ -44,7 +45,7 @@ def fit(
         with token_progress(f"scoring with {model.path.name}") as progress:
             outcome = fit_profile(
                 store, target, model, context_settings(settings),
-                method=method, reward=settings.reward, max_response_tokens=settings.max_response_tokens, progress=progress,
+                method=settings.method, reward=settings.reward, max_response_tokens=settings.max_response_tokens, progress=progress,
             )
     record = outcome.record
     if json_out:

@@ -40,7 +40,8 @@ def generate(
     --json prints the answer with the active attributes, beta, tokens/s and the per-step
     entropy of the LLM's and the Drift distributions.
     """
-    from drift_local.drift.decoding import Sampler
+    from drift_local.drift.sampling import Sampler
+    from drift_local.drift.steering import Decoding
     from drift_local.engine.chat import Message
     from drift_local.sessions.decoder import Answer, DriftDecoder
     from drift_local.sessions.runtime import context_settings, open_models
@@ -57,7 +58,7 @@ def generate(
     answer = Answer()
     start = time.perf_counter()
     for step in decoder.stream(
-        [Message("user", text)], steering, beta=settings.beta, sampler=sampler,
+        [Message("user", text)], steering, decoding=Decoding(settings.beta), sampler=sampler,
         max_tokens=settings.max_tokens, stats=json_out, answer=answer,
     ):
         if not json_out:

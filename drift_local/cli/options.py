@@ -23,5 +23,6 @@ NCtx = Annotated[Optional[int], typer.Option("--n-ctx", min=64, help="Context si
 NGpuLayers = Annotated[Optional[int], typer.Option("--n-gpu-layers", help="Layers to offload to the GPU (-1: all; 0: CPU only). Needs a CUDA or Metal build.")]
 Threads = Annotated[Optional[int], typer.Option("--threads", min=0, help="CPU threads (0: all).")]
 Json = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+Method = Annotated[Optional[str], typer.Option("--method", help="How pairs become weights: bt (default: regularized Bradley–Terry, strength chosen from your pairs), paper (the closed form (W−L)/‖W−L‖) or logreg.")]
 Reward = Annotated[Optional[str], typer.Option("--reward", help="Reward per response: 'sum' of token log-ratios (the paper) or 'mean' per token.")]
 MaxResponseTokens = Annotated[Optional[int], typer.Option("--max-response-tokens", min=0, help="Score at most this many tokens of each response (0: all); faster on slow machines.")]

@@ -65,7 +65,7 @@ def rate(
         target = _profile(store, profile)
         attributes = store.active_attributes(target)
         cache = RewardCache(store, models.slm, ctx_settings, settings.max_response_tokens)
-        rater = Rater(store, target, attributes, cache, strategy=strategy, reward=settings.reward, seed=seed)
+        rater = Rater(store, target, attributes, cache, strategy=strategy, method=settings.method, reward=settings.reward, seed=seed)
         _score_existing(rater)
         rater.refit()
         worker = RateWorker(models, attributes, ctx_settings, cap=settings.max_response_tokens, beta=settings.beta, max_tokens=max_tokens)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import math
 
 from drift_local.config import Settings, load_settings
-from drift_local.drift.decoding import SamplerSettings
+from drift_local.drift.approx import FIT_METHODS
+from drift_local.drift.sampling import SamplerSettings
 from drift_local.errors import DriftError
 
 
@@ -18,6 +19,8 @@ def settings_with(**overrides) -> Settings:
         raise DriftError(f"beta must be > 0, got {settings.beta}", "smaller beta steers harder; try 0.5")
     if settings.reward not in ("sum", "mean"):
         raise DriftError(f"unknown reward mode {settings.reward!r}", "use sum or mean")
+    if settings.method not in FIT_METHODS:
+        raise DriftError(f"unknown fit method {settings.method!r}", f"use one of: {', '.join(FIT_METHODS)}")
     return settings
 
 

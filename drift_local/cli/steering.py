@@ -18,7 +18,7 @@ def load_steering(name: str, slm: Model, settings: Settings) -> Steering | None:
         with token_progress(f"scoring '{name}' pairs") as progress:
             steering, notice = profile_steering(
                 store, profile, slm, context_settings(settings), settings.attributes,
-                reward=settings.reward, max_response_tokens=settings.max_response_tokens, progress=progress,
+                method=settings.method, reward=settings.reward, max_response_tokens=settings.max_response_tokens, progress=progress,
             )
     if notice:
         err_console.print(f"[yellow]note:[/] {notice}")

@@ -1,19 +1,24 @@
-"""Drift Approximation: learn attribute weights p from a user's chosen/rejected pairs.
+"""Drift Approximation: learn attribute weights from a user's chosen/rejected pairs.
 
 Paper, section 3.1 (Algorithm 1). Each response y gets one zero-shot reward per
-attribute, r_i(y) = log π(y|x,s_i) − log π(y|x,s_0). Summing the reward
-differences over pairs gives W − L, and the weights are
+attribute, r_i(y) = log π(y|x,s_i) − log π(y|x,s_0). Summing the reward differences
+over pairs gives W − L, and the paper's weights are
 
-    p = argmax_{‖p‖₂ = 1} (W − L)ᵀ p = (W − L) / ‖W − L‖₂
+    p = argmax_{‖p‖₂ = 1} (W − L)ᵀ p = (W − L) / ‖W − L‖₂          (`fit_paper`)
 
-(`fit_qp`). `fit_logreg` is the paper's comparison method (section 5), and the
-length baseline is the trivial "prefers longer answers" model. Everything here
-is pure numpy on already-scored rewards: no model, no I/O.
+That closed form is the strong-regularization limit of a Bradley–Terry model on the
+pairs' reward differences (its gradient at p = 0 is ∝ W − L). `fit_bt`, the default, is
+that model with the strength chosen from the user's own pairs by cross-validation over
+prompts, on rewards centered per response (minus their mean over attributes: the shift
+any system prompt causes) and scaled per attribute, with the answer's length as one more
+feature. Its weights are calibrated: p(y_w ≻ y_l) = σ(w·(r_w − r_l) + c·(n_w − n_l)),
+in raw reward units, so decoding can use them as they are. `fit_logreg` is the paper's
+section 5 comparison. Everything here is pure numpy on already-scored rewards.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -22,16 +27,59 @@ from drift_local.errors import DriftError
 # Below this fraction of the reward scale, W − L is rounding noise, not a preference.
 _RELATIVE_TOLERANCE = 1e-12
 _ADD_PAIRS_HINT = "add more pairs, ideally ones whose two responses differ clearly"
+# L2 strengths tried on standardized features, weakest first; the strongest is the
+# fallback when there is nothing to cross-validate on.
+REGULARIZATION_GRID = tuple(float(x) for x in np.logspace(-2, 3, 11))
+LENGTH_PENALTY = 0.01  # length's L2 strength relative to the attributes': one well-measured feature
+LENGTH_UNIT = 100.0  # the length feature counts hundreds of tokens, so it is on the rewards' scale
+MAX_FOLDS = 10  # cross-validation folds (groups of prompts)
+
+
+@dataclass(frozen=True)
+class Pairs:
+    """Scored preference pairs: what every fit and evaluation works on."""
+
+    win: np.ndarray  # (n, A) rewards of the chosen responses
+    lose: np.ndarray  # (n, A)
+    win_tokens: np.ndarray  # (n,) response lengths in tokens
+    lose_tokens: np.ndarray
+    groups: np.ndarray  # (n,) the prompt each pair answers: pairs of one prompt share answers
+
+    @classmethod
+    def of(cls, win, lose, win_tokens=None, lose_tokens=None, groups=None) -> "Pairs":
+        win, lose = _checked_shapes(win, lose)
+        n = len(win)
+        tokens = lambda t: np.zeros(n) if t is None else np.asarray(t, dtype=np.float64).reshape(n)  # noqa: E731
+        ids = np.arange(n) if groups is None else np.asarray(groups).reshape(n)
+        return cls(win, lose, tokens(win_tokens), tokens(lose_tokens), ids)
+
+    def __len__(self) -> int:
+        return len(self.win)
+
+    def subset(self, index) -> "Pairs":
+        return Pairs(self.win[index], self.lose[index], self.win_tokens[index], self.lose_tokens[index], self.groups[index])
+
+    def reward_gaps(self) -> np.ndarray:
+        return self.win - self.lose
+
+    def length_gaps(self) -> np.ndarray:
+        return self.win_tokens - self.lose_tokens
 
 
 @dataclass(frozen=True)
 class Fit:
     """Result of fitting attribute weights on preference pairs."""
 
-    weights: np.ndarray  # unit-norm p, shape (A,)
+    weights: np.ndarray  # (A,) on the raw reward scale: what decoding multiplies h_i − h_base by
     preference: np.ndarray  # mean (win − lose) per pair: the paper's "unit implicit preference"
     n_pairs: int
-    method: str  # "qp" or "logreg"
+    method: str  # a key of FIT_METHODS
+    length_weight: float = 0.0  # reward per token of answer length
+    regularization: float | None = None  # the L2 strength chosen from the pairs
+
+    def margins(self, pairs: Pairs) -> np.ndarray:
+        """Predicted reward gap of each pair, chosen minus rejected; > 0 means predicted right."""
+        return pairs.reward_gaps() @ self.weights + self.length_weight * pairs.length_gaps()
 
 
 def reward_matrix(
@@ -64,17 +112,42 @@ def reward_matrix(
     raise DriftError(f"unknown reward mode {mode!r}", hint="use 'sum' or 'mean'")
 
 
-def fit_qp(win: np.ndarray, lose: np.ndarray) -> Fit:
+def fit_paper(pairs: Pairs) -> Fit:
     """The paper's closed form: p = (W − L) / ‖W − L‖₂."""
-    win, lose = _checked_pairs(win, lose)
-    total = (win - lose).sum(axis=0)
-    weights = _unit_vector(total, _tolerance(win, lose))
+    _check_fittable(pairs)
+    total = pairs.reward_gaps().sum(axis=0)
+    weights = _unit_vector(total, _tolerance(pairs))
     if weights is None:
         raise _no_direction_error()
-    return Fit(weights, total / len(win), len(win), "qp")
+    return Fit(weights, total / len(pairs), len(pairs), "paper")
 
 
-def fit_logreg(win: np.ndarray, lose: np.ndarray, l2: float = 1.0, max_iter: int = 100) -> Fit:
+def fit_bt(pairs: Pairs) -> Fit:
+    """Regularized Bradley–Terry on centered, scaled rewards and length, strength from the pairs.
+
+    The features of a pair are its reward gaps minus their mean over attributes, and its
+    length gap; each is divided by its root mean square over the pairs. The L2 strength,
+    and whether length enters at all, are chosen by the held-out log-loss of
+    leave-prompts-out cross-validation, so the fit only trusts the data as far as the data
+    predicts new prompts. With too few prompts to cross-validate, the strongest
+    regularization is used: the direction of the closed form on these features.
+    """
+    _check_fittable(pairs)
+    if _unit_vector(pairs.reward_gaps().sum(axis=0), _tolerance(pairs)) is None:
+        raise _no_direction_error()
+    features, scale = _bt_features(pairs)
+    penalties = _penalty_options(features.shape[1], uses_length=bool(np.any(pairs.length_gaps())))
+    strength, penalty = _choose_regularization(features, pairs.groups, penalties)
+    coef = _bradley_terry(features, strength * penalty) / scale
+    n_attributes = pairs.win.shape[1]
+    attribute_coef = coef[:n_attributes]
+    # w·(g − mean(g)) = (w − mean(w))·g: weights for the raw, uncentered reward gaps.
+    weights = attribute_coef - attribute_coef.mean()
+    length_weight = float(coef[n_attributes]) / LENGTH_UNIT if penalty[-1] < np.inf else 0.0
+    return Fit(weights, pairs.reward_gaps().mean(axis=0), len(pairs), "bt", length_weight, strength)
+
+
+def fit_logreg(pairs: Pairs, l2: float = 1.0, max_iter: int = 100) -> Fit:
     """Logistic regression with absolute labels (chosen = 1, rejected = 0).
 
     Features are the responses' reward vectors; there is an unpenalized
@@ -83,19 +156,33 @@ def fit_logreg(win: np.ndarray, lose: np.ndarray, l2: float = 1.0, max_iter: int
     """
     if not l2 > 0:
         raise DriftError("l2 must be > 0", hint="the penalty keeps separable data from diverging")
-    win, lose = _checked_pairs(win, lose)
-    tolerance = _tolerance(win, lose)
+    _check_fittable(pairs)
     # With Σwin = Σlose the optimum is exactly coef = 0 (the gradient vanishes
     # there and the objective is convex), so reuse the QP check for a clear error.
-    if _unit_vector((win - lose).sum(axis=0), tolerance) is None:
+    if _unit_vector(pairs.reward_gaps().sum(axis=0), _tolerance(pairs)) is None:
         raise _no_direction_error()
-    features = np.vstack([win, lose])
-    labels = np.concatenate([np.ones(len(win)), np.zeros(len(lose))])
+    features = np.vstack([pairs.win, pairs.lose])
+    labels = np.concatenate([np.ones(len(pairs)), np.zeros(len(pairs))])
     coef = _logistic_newton(features, labels, l2, max_iter)
     weights = _unit_vector(coef, 0.0) if np.all(np.isfinite(coef)) else None
     if weights is None:
         raise _no_direction_error()
-    return Fit(weights, (win - lose).mean(axis=0), len(win), "logreg")
+    return Fit(weights, pairs.reward_gaps().mean(axis=0), len(pairs), "logreg")
+
+
+FIT_METHODS = {"bt": fit_bt, "paper": fit_paper, "logreg": fit_logreg}
+DEFAULT_METHOD = "bt"
+METHOD_HELP = {
+    "bt": "regularized Bradley–Terry on centered, scaled rewards and length, strength chosen from your pairs (default)",
+    "paper": "the paper's closed form p = (W−L)/‖W−L‖",
+    "logreg": "logistic regression with absolute labels (the paper's section 5 comparison)",
+}
+
+
+def fit_pairs(pairs: Pairs, method: str = DEFAULT_METHOD) -> Fit:
+    if method not in FIT_METHODS:
+        raise DriftError(f"unknown fit method {method!r}", f"use one of: {', '.join(FIT_METHODS)}")
+    return FIT_METHODS[method](pairs)
 
 
 def top_k(weights: np.ndarray, k: int) -> np.ndarray:
@@ -107,15 +194,9 @@ def top_k(weights: np.ndarray, k: int) -> np.ndarray:
     return np.argsort(-magnitudes, kind="stable")[:k]
 
 
-def pair_margins(weights: np.ndarray, win: np.ndarray, lose: np.ndarray) -> np.ndarray:
-    """Reward margin p·(r_w − r_l) of each pair, shape (n,)."""
-    diff = np.asarray(win, dtype=np.float64) - np.asarray(lose, dtype=np.float64)
-    return diff @ np.asarray(weights, dtype=np.float64)
-
-
-def accuracy(weights: np.ndarray, win: np.ndarray, lose: np.ndarray) -> float:
+def accuracy(fit: Fit, pairs: Pairs) -> float:
     """Fraction of pairs where the chosen response scores higher (a tie counts 0.5)."""
-    return _margin_accuracy(pair_margins(weights, win, lose))
+    return _margin_accuracy(fit.margins(pairs))
 
 
 def fit_length_baseline(win_len: np.ndarray, lose_len: np.ndarray) -> float:
@@ -132,10 +213,8 @@ def length_accuracy(sign: float, win_len: np.ndarray, lose_len: np.ndarray) -> f
     return _margin_accuracy(sign * diff)
 
 
-def bootstrap_weights(
-    win: np.ndarray, lose: np.ndarray, n_boot: int, rng: np.random.Generator
-) -> np.ndarray:
-    """QP weights refit on `n_boot` resamples of the pairs, shape (n_boot, A).
+def bootstrap_weights(pairs: Pairs, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Closed-form weights refit on `n_boot` resamples of the pairs, shape (n_boot, A).
 
     The spread of each column estimates how uncertain p_i is (used to pick
     which pair to ask about next). A resample with no preference direction
@@ -143,13 +222,13 @@ def bootstrap_weights(
     """
     if n_boot < 0:
         raise DriftError("n_boot must be >= 0")
-    win, lose = _checked_pairs(win, lose)
-    n = len(win)
+    _check_fittable(pairs)
+    n = len(pairs)
     # Resampling with replacement = drawing how many times each pair is used.
     counts = rng.multinomial(n, np.full(n, 1.0 / n), size=n_boot)
-    totals = counts @ (win - lose)
-    tolerance = _tolerance(win, lose)
-    weights = np.zeros((n_boot, win.shape[1]))
+    totals = counts @ pairs.reward_gaps()
+    tolerance = _tolerance(pairs)
+    weights = np.zeros((n_boot, pairs.win.shape[1]))
     for row, total in enumerate(totals):
         unit = _unit_vector(total, tolerance)
         if unit is not None:
@@ -157,8 +236,119 @@ def bootstrap_weights(
     return weights
 
 
-def _checked_pairs(win: np.ndarray, lose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Validate reward matrices and return them as float64 (n, A)."""
+def sign_stability(pairs: Pairs, fit: Fit, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """Per attribute, the share of refits on resampled prompts whose weight has the fit's sign.
+
+    Prompts, not pairs, are resampled (pairs of one prompt share answers), and each
+    refit keeps the fit's own regularization, so only the data varies. Near 1: the sign
+    is signal; near 0.5: noise.
+    """
+    prompts = np.unique(pairs.groups)
+    agree = np.zeros(pairs.win.shape[1])
+    done = 0
+    for _ in range(n_boot):
+        drawn = rng.choice(prompts, len(prompts), replace=True)
+        index = np.concatenate([np.flatnonzero(pairs.groups == g) for g in drawn])
+        try:
+            refit = _refit(pairs.subset(index), fit)
+        except DriftError:  # an unlucky resample with no direction counts as disagreeing
+            done += 1
+            continue
+        agree += np.sign(refit.weights) == np.sign(fit.weights)
+        done += 1
+    return agree / max(done, 1)
+
+
+def _refit(pairs: Pairs, fit: Fit) -> Fit:
+    if fit.method != "bt" or fit.regularization is None:
+        return fit_pairs(pairs, fit.method)
+    features, scale = _bt_features(pairs)
+    penalty = _penalty_options(features.shape[1], uses_length=fit.length_weight != 0.0)[-1]
+    coef = _bradley_terry(features, fit.regularization * penalty) / scale
+    attribute_coef = coef[: pairs.win.shape[1]]
+    return replace(fit, weights=attribute_coef - attribute_coef.mean())
+
+
+def _bt_features(pairs: Pairs) -> tuple[np.ndarray, np.ndarray]:
+    """Centered reward gaps and the length gap, standardized; and the scale of each column."""
+    gaps = pairs.reward_gaps()
+    gaps = gaps - gaps.mean(axis=1, keepdims=True)
+    features = np.hstack([gaps, pairs.length_gaps()[:, None] / LENGTH_UNIT])
+    scale = np.sqrt(np.mean(features**2, axis=0))
+    scale = np.where(scale > 0, scale, 1.0)
+    return features / scale, scale
+
+
+def _penalty_options(n_features: int, uses_length: bool) -> list[np.ndarray]:
+    """Relative L2 penalties to choose from: without length (inf drops it), then with it."""
+    without = np.ones(n_features)
+    without[-1] = np.inf
+    if not uses_length:
+        return [without]
+    with_length = np.ones(n_features)
+    with_length[-1] = LENGTH_PENALTY
+    return [without, with_length]
+
+
+def _choose_regularization(features: np.ndarray, groups: np.ndarray, penalties: list[np.ndarray]) -> tuple[float, np.ndarray]:
+    """The (strength, penalty) with the lowest held-out log-loss over folds of prompts."""
+    folds = _folds(groups)
+    if len(folds) < 2:
+        return REGULARIZATION_GRID[-1], penalties[0]
+    best, best_loss = (REGULARIZATION_GRID[-1], penalties[0]), np.inf
+    for penalty in penalties:
+        for strength in REGULARIZATION_GRID:
+            loss = 0.0
+            for test in folds:
+                coef = _bradley_terry(features[~test], strength * penalty)
+                loss += float(np.logaddexp(0.0, -(features[test] @ coef)).sum())
+            if loss < best_loss - 1e-9:
+                best, best_loss = (strength, penalty), loss
+    return best
+
+
+def _folds(groups: np.ndarray) -> list[np.ndarray]:
+    """Boolean test masks: whole prompts per fold, at most MAX_FOLDS folds."""
+    prompts = np.unique(groups)
+    fold_of = {g: i % MAX_FOLDS for i, g in enumerate(prompts)}
+    labels = np.array([fold_of[g] for g in groups])
+    return [labels == f for f in range(min(len(prompts), MAX_FOLDS))]
+
+
+def _bradley_terry(features: np.ndarray, penalty: np.ndarray, max_iter: int = 50) -> np.ndarray:
+    """argmin Σ log(1 + exp(−x·w)) + ½ Σ penalty_j w_j² by damped Newton; inf penalty pins w_j = 0."""
+    active = np.isfinite(penalty)
+    x, lam = features[:, active], penalty[active]
+    coef = np.zeros(x.shape[1])
+
+    def objective(w: np.ndarray) -> float:
+        return float(np.logaddexp(0.0, -(x @ w)).sum() + 0.5 * np.sum(lam * w * w))
+
+    value = objective(coef)
+    for _ in range(max_iter):
+        wrong = _sigmoid(-(x @ coef))  # probability the model gives the other order
+        gradient = lam * coef - x.T @ wrong
+        hessian = (x.T * (wrong * (1.0 - wrong))) @ x + np.diag(lam + 1e-10)
+        step = np.linalg.solve(hessian, gradient)
+        scale = 1.0
+        for _ in range(30):
+            candidate = coef - scale * step
+            candidate_value = objective(candidate)
+            if candidate_value <= value:
+                break
+            scale /= 2.0
+        else:
+            break
+        converged = value - candidate_value <= 1e-10 * max(1.0, value)
+        coef, value = candidate, candidate_value
+        if converged:
+            break
+    out = np.zeros(features.shape[1])
+    out[active] = coef
+    return out
+
+
+def _checked_shapes(win: np.ndarray, lose: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     win = np.asarray(win, dtype=np.float64)
     lose = np.asarray(lose, dtype=np.float64)
     if win.ndim != 2 or win.shape != lose.shape:
@@ -166,21 +356,24 @@ def _checked_pairs(win: np.ndarray, lose: np.ndarray) -> tuple[np.ndarray, np.nd
             "win and lose rewards must both be (pairs, attributes); "
             f"got {win.shape} and {lose.shape}"
         )
-    if win.shape[0] == 0:
+    return win, lose
+
+
+def _check_fittable(pairs: Pairs) -> None:
+    if len(pairs) == 0:
         raise DriftError("no preference pairs to fit", hint=_ADD_PAIRS_HINT)
-    if win.shape[1] == 0:
+    if pairs.win.shape[1] == 0:
         raise DriftError("no attributes to fit", hint="configure at least one attribute")
-    if not (np.all(np.isfinite(win)) and np.all(np.isfinite(lose))):
+    if not (np.all(np.isfinite(pairs.win)) and np.all(np.isfinite(pairs.lose))):
         raise DriftError(
             "some rewards are NaN or infinite",
             hint="re-score the pairs; an empty response or a failed model call can cause this",
         )
-    return win, lose
 
 
-def _tolerance(win: np.ndarray, lose: np.ndarray) -> float:
+def _tolerance(pairs: Pairs) -> float:
     """Norm below which a W − L vector counts as zero, relative to the reward scale."""
-    scale = max(1.0, float(np.abs(win).max()), float(np.abs(lose).max()))
+    scale = max(1.0, float(np.abs(pairs.win).max()), float(np.abs(pairs.lose).max()))
     return _RELATIVE_TOLERANCE * scale
 
 

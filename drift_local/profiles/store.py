@@ -103,6 +103,10 @@ class FitRecord:
     names: list[str]
     weights: list[float]
     preference: list[float]  # mean W-L per attribute: the paper's unit implicit preference
+    sign_stability: list[float] | None = None  # per attribute: share of bootstrap refits with the same sign
+    regularization: float | None = None  # the L2 strength chosen from the pairs (bt)
+    length_weight: float = 0.0  # reward per token of answer length (bt)
+    answer_tokens: float = 0.0  # mean length of the fitted pairs' answers, in tokens
 
 
 @dataclass(frozen=True)
@@ -187,8 +191,17 @@ def _migrate_v2(conn: sqlite3.Connection) -> None:
     conn.execute("DELETE FROM logprob_cache")
 
 
+def _migrate_v3(conn: sqlite3.Connection) -> None:
+    # Fits record how sure each weight's sign is, and the regularization chosen for them.
+    conn.execute("ALTER TABLE fits ADD COLUMN sign_stability TEXT")
+    conn.execute("ALTER TABLE fits ADD COLUMN regularization REAL")
+    conn.execute("ALTER TABLE fits ADD COLUMN length_weight REAL NOT NULL DEFAULT 0")
+    conn.execute("ALTER TABLE fits ADD COLUMN answer_tokens REAL NOT NULL DEFAULT 0")
+    conn.execute("UPDATE fits SET method = 'paper' WHERE method = 'qp'")  # the closed form's new name
+
+
 # Migration i brings the schema from version i to i + 1. Append only; never edit a released one.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_v1, _migrate_v2]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_v1, _migrate_v2, _migrate_v3]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -558,6 +571,10 @@ class Store:
         names: list[str],
         weights: list[float],
         preference: list[float],
+        sign_stability: list[float] | None = None,
+        regularization: float | None = None,
+        length_weight: float = 0.0,
+        answer_tokens: float = 0.0,
     ) -> int:
         if not names or not len(names) == len(weights) == len(preference):
             raise DriftError(
@@ -567,11 +584,15 @@ class Store:
         with self.transaction():
             return self._conn.execute(
                 """INSERT INTO fits (profile_id, created, model_id, method, reward, n_pairs,
-                                     names, weights, preference)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                                     names, weights, preference, sign_stability, regularization,
+                                     length_weight, answer_tokens)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     profile.id, _now(), model_id, method, reward, int(n_pairs), json.dumps(list(names)),
                     json.dumps([float(w) for w in weights]), json.dumps([float(p) for p in preference]),
+                    None if sign_stability is None else json.dumps([float(x) for x in sign_stability]),
+                    None if regularization is None else float(regularization),
+                    float(length_weight), float(answer_tokens),
                 ),
             ).lastrowid
 
@@ -586,13 +607,14 @@ class Store:
     def _fit_rows(self, profile: Profile, model_id: str | None, limit: int) -> list[FitRecord]:
         # SQLite reads LIMIT -1 as no limit.
         rows = self._rows(
-            """SELECT id, created, model_id, method, reward, n_pairs, names, weights, preference
+            """SELECT id, created, model_id, method, reward, n_pairs, names, weights, preference,
+                      sign_stability, regularization, length_weight, answer_tokens
                FROM fits WHERE profile_id = ? AND (? IS NULL OR model_id = ?)
                ORDER BY id DESC LIMIT ?""",
             (profile.id, model_id, model_id, limit),
         )
-        decoded = ("names", "weights", "preference")
-        return [FitRecord(**{**row, **{k: json.loads(row[k]) for k in decoded}}) for row in rows]
+        decoded = ("names", "weights", "preference", "sign_stability")
+        return [FitRecord(**{**row, **{k: json.loads(row[k]) if row[k] is not None else None for k in decoded}}) for row in rows]
 
     # -- chat log ---------------------------------------------------------------------------
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterator
 
-from drift_local.drift.decoding import Sampler
+from drift_local.drift.sampling import Sampler
+from drift_local.drift.steering import Decoding
 from drift_local.engine.chat import Message
 from drift_local.errors import DriftError
 from drift_local.profiles.store import PairIn, Profile, Store
@@ -143,7 +144,7 @@ class ChatSession:
 
     def _stream(self, conversation: list[Message], steering: Steering | None, answer: Answer) -> Iterator[Step]:
         return self.decoder.stream(
-            conversation, steering, beta=self.state.beta, sampler=self.sampler, max_tokens=self.max_tokens, answer=answer
+            conversation, steering, decoding=Decoding(self.state.beta), sampler=self.sampler, max_tokens=self.max_tokens, answer=answer
         )
 
     def _log(self, role: str, content: str, meta: dict | None = None) -> None:

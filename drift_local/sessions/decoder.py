@@ -1,23 +1,25 @@
 """Drift Decoding (Algorithm 2): the LLM's next-token logits steered by the sLM's attribute prompts.
 
 Each step advances the LLM's sequence and the sLM's base + k attribute sequences, one
-`llama_decode` per context (one in all when the LLM is the sLM), then combines the logits:
-h = h_LLM + (1/β) Σ p_i (h_i − h_base). Every sequence keeps its KV state across turns, so a
-new turn only feeds each of them the new tokens.
+`llama_decode` per context (one in all when the LLM is the sLM), then combines the logits
+(`drift.steering`). `DriftDecoder` writes one answer at a time and keeps every sequence's
+KV state across turns, so a new turn only feeds the new tokens. `BatchDecoder` writes many
+answers at once, each with its own steering: one `llama_decode` a step advances them all.
 """
 
 from __future__ import annotations
 
 import codecs
-import math
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
 import numpy as np
 
-from drift_local.drift.decoding import Sampler, drift_logits, entropy_bits
+from drift_local.drift.sampling import Sampler, entropy_bits, log_softmax
+from drift_local.drift.steering import Decoding, drift_logits
 from drift_local.engine.chat import ChatFormat, Message
 from drift_local.engine.context import Context, ContextSettings, PromptTooLong
+from drift_local.errors import DriftError
 from drift_local.sessions.runtime import Models
 
 
@@ -41,24 +43,150 @@ class Step:
     text: str  # the new characters this token completes (UTF-8 may span tokens)
     entropy_llm: float | None = None  # bits
     entropy_drift: float | None = None
+    llm_logprob: float | None = None  # of this token under the plain LLM, nats
 
 
 @dataclass
 class Answer:
     text: str = ""
     tokens: list[int] = field(default_factory=list)
-    stop: str = "length"  # eos, length, context
+    stop: str = "length"  # eos, length, context, interrupted
     entropy_llm: list[float] = field(default_factory=list)
     entropy_drift: list[float] = field(default_factory=list)
+    llm_logprobs: list[float] = field(default_factory=list)  # each token's, the end included
+
+    def mean_llm_logprob(self) -> float:
+        """How plausible the plain LLM finds this answer, per token (a fluency measure)."""
+        return sum(self.llm_logprobs) / len(self.llm_logprobs) if self.llm_logprobs else float("nan")
 
 
-class DriftDecoder:
-    def __init__(self, models: Models, k: int, settings: ContextSettings, llm_system: str | None = None):
+@dataclass
+class Request:
+    """One answer to write: the conversation so far, whose taste steers it, and how to sample."""
+
+    conversation: Sequence[Message]
+    steering: Steering | None
+    decoding: Decoding
+    sampler: Sampler
+    max_tokens: int
+    stats: bool = False  # record per-step entropies and the plain LLM's log-probabilities
+    answer: Answer = field(default_factory=Answer)
+
+    @property
+    def steered(self) -> bool:
+        return self.steering is not None and self.steering.k > 0 and self.decoding.steers
+
+
+class _Roles:
+    """The chat formats and contexts of the LLM and sLM roles (one context when they are one file)."""
+
+    def __init__(self, models: Models, llm_system: str | None):
         self.models = models
-        self.k = k
         self.llm_system = llm_system
         self.llm_chat = ChatFormat(models.llm)
         self.slm_chat = self.llm_chat if models.shared else ChatFormat(models.slm)
+
+    def prompts(self, conversation: Sequence[Message], steering: Steering | None) -> dict[str, list[int]]:
+        """Token lists of every sequence: 'llm', then (when steering) 'base' and each attribute.
+
+        The LLM keeps the conversation's own system message (or `llm_system`); each sLM
+        sequence has its attribute's system prompt instead.
+        """
+        out = {"llm": self.llm_chat.tokens(_with_system(self.llm_system, conversation, keep_own=True))}
+        if steering is not None:
+            for name, system in (("base", steering.base), *zip(steering.names, steering.prompts)):
+                out[name] = self.slm_chat.tokens(_with_system(system, conversation))
+        return out
+
+
+class _Run:
+    """An answer being written: its sequences, prompts and the incremental text decoder."""
+
+    def __init__(self, roles: _Roles, request: Request, n_ctx: int):
+        self.request = request
+        self.steering = request.steering if request.steered else None
+        self.prompts = roles.prompts(request.conversation, self.steering)
+        longest = max(len(p) for p in self.prompts.values())
+        if longest >= n_ctx:
+            raise PromptTooLong(
+                f"the prompt ({longest} tokens) does not fit the context of {n_ctx} tokens",
+                "shorten it or raise --n-ctx",
+            )
+        self.longest = longest
+        self.n_ctx = n_ctx
+        self.model = roles.models.llm
+        self.n_vocab = roles.models.n_vocab
+        self.utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self.seqs: dict[str, tuple[Context, int]] = {}  # sequence name -> (context, seq id)
+        self.reserved: dict[int, int] = {}  # KV cells held for it, per context (batches)
+
+    @property
+    def answer(self) -> Answer:
+        return self.request.answer
+
+    def finished(self) -> bool:
+        """True once the answer has ended; sets its stop reason for limits reached before a step."""
+        answer = self.answer
+        if answer.stop in ("eos", "interrupted"):
+            return True
+        if len(answer.tokens) >= self.request.max_tokens:
+            answer.stop = "length"
+            return True
+        if self.longest + len(answer.tokens) >= self.n_ctx:
+            answer.stop = "context"
+            return True
+        return False
+
+    def targets(self) -> dict[str, list[int]]:
+        return {name: tokens + self.answer.tokens for name, tokens in self.prompts.items()}
+
+    def advance(self, rows: dict[str, np.ndarray]) -> Step | None:
+        """Combine this step's logits, sample, and extend the answer; None when it ended."""
+        request, answer, n_vocab = self.request, self.answer, self.n_vocab
+        h_llm = rows["llm"][:n_vocab]
+        if self.steering is not None:
+            h_attr = np.stack([rows[name][:n_vocab] for name in self.steering.names])
+            logits = drift_logits(h_llm, h_attr, rows["base"][:n_vocab], self.steering.weights, request.decoding)
+        else:
+            logits = h_llm
+        token = request.sampler.sample(logits, answer.tokens)
+        step = Step(token, self.utf8.decode(self.model.token_bytes(token)))
+        if request.stats:
+            step.entropy_llm = entropy_bits(h_llm)
+            step.entropy_drift = entropy_bits(logits)
+            step.llm_logprob = float(log_softmax(h_llm)[token])
+            answer.entropy_llm.append(step.entropy_llm)
+            answer.entropy_drift.append(step.entropy_drift)
+            answer.llm_logprobs.append(step.llm_logprob)
+        if self.model.is_end_of_generation(token):
+            answer.stop = "eos"
+            return None
+        answer.tokens.append(token)
+        answer.text += step.text
+        return step
+
+
+def _decode(runs: Sequence[_Run]) -> list[dict[str, np.ndarray]]:
+    """One `llama_decode` per context for every run's sequences; each run's logits by name."""
+    by_context: dict[int, tuple[Context, dict[int, list[int]]]] = {}
+    for run in runs:
+        for name, tokens in run.targets().items():
+            context, seq = run.seqs[name]
+            by_context.setdefault(id(context), (context, {}))[1][seq] = tokens
+    rows: dict[tuple[int, int], np.ndarray] = {}
+    for context, targets in by_context.values():
+        for seq, row in zip(targets, context.last_logits(targets)):
+            rows[(id(context), seq)] = row
+    return [{name: rows[(id(context), seq)] for name, (context, seq) in run.seqs.items()} for run in runs]
+
+
+class DriftDecoder:
+    """One answer at a time, with KV states kept across turns (chat, generate)."""
+
+    def __init__(self, models: Models, k: int, settings: ContextSettings, llm_system: str | None = None):
+        self.models = models
+        self.k = k
+        self.roles = _Roles(models, llm_system)
         # With one model for both roles, the LLM's sequence joins the sLM's context: one decode a step.
         n_slm = k + 1 + (1 if models.shared else 0)
         self.slm_ctx = Context(models.slm, n_slm, settings)
@@ -66,23 +194,26 @@ class DriftDecoder:
         self.llm_seq = k + 1 if models.shared else 0
 
     @property
+    def llm_system(self) -> str | None:
+        return self.roles.llm_system
+
+    @llm_system.setter
+    def llm_system(self, system: str | None) -> None:
+        self.roles.llm_system = system
+
+    @property
     def n_ctx(self) -> int:
         return min(self.llm_ctx.n_ctx_seq, self.slm_ctx.n_ctx_seq)
 
     def prompts(self, conversation: Sequence[Message], steering: Steering | None) -> dict[str, list[int]]:
-        """Token lists of every sequence for this conversation: 'llm', 'base', then attributes."""
-        out = {"llm": self.llm_chat.tokens(_with_system(self.llm_system, conversation))}
-        if steering is not None:
-            for name, system in (("base", steering.base), *zip(steering.names, steering.prompts)):
-                out[name] = self.slm_chat.tokens(_with_system(system, conversation))
-        return out
+        return self.roles.prompts(conversation, steering)
 
     def stream(
         self,
         conversation: Sequence[Message],
         steering: Steering | None,
         *,
-        beta: float,
+        decoding: Decoding,
         sampler: Sampler,
         max_tokens: int,
         stats: bool = False,
@@ -93,54 +224,118 @@ class DriftDecoder:
         With steering None (no profile, or plain mode) only the LLM runs. Pass `answer` to
         collect the full result; it is filled even if the caller stops early (Ctrl-C).
         """
-        answer = answer if answer is not None else Answer()
-        steering = steering if steering is not None and steering.k and math.isfinite(beta) else None
-        if steering is not None and steering.k > self.k:
-            raise ValueError(f"decoder built for {self.k} attributes, steering has {steering.k}")
-        prompts = self.prompts(conversation, steering)
-        longest = max(len(p) for p in prompts.values())
-        if longest >= self.n_ctx:
-            raise PromptTooLong(
-                f"the prompt ({longest} tokens) does not fit the context of {self.n_ctx} tokens",
-                "shorten it or raise --n-ctx",
-            )
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        weights = steering.weights if steering is not None else None
-        n_vocab = self.models.n_vocab
-        for _ in range(max_tokens):
-            if max(len(p) for p in prompts.values()) + len(answer.tokens) >= self.n_ctx:
-                answer.stop = "context"
-                break
-            h_llm, h_slm = self._logits(prompts, answer.tokens, steering is not None)
-            if steering is not None:
-                logits = drift_logits(h_llm[:n_vocab], h_slm[1:, :n_vocab], h_slm[0, :n_vocab], weights, beta)
-            else:
-                logits = h_llm[:n_vocab]
-            token = sampler.sample(logits, answer.tokens)
-            step = Step(token, decoder.decode(self.models.llm.token_bytes(token)))
-            if stats:
-                step.entropy_llm = entropy_bits(h_llm[:n_vocab])
-                step.entropy_drift = entropy_bits(logits)
-                answer.entropy_llm.append(step.entropy_llm)
-                answer.entropy_drift.append(step.entropy_drift)
-            if self.models.llm.is_end_of_generation(token):
-                answer.stop = "eos"
-                break
-            answer.tokens.append(token)
-            answer.text += step.text
+        request = Request(conversation, steering, decoding, sampler, max_tokens, stats, answer if answer is not None else Answer())
+        if request.steered and request.steering.k > self.k:
+            raise ValueError(f"decoder built for {self.k} attributes, steering has {request.steering.k}")
+        run = _Run(self.roles, request, self.n_ctx)
+        run.seqs["llm"] = (self.llm_ctx, self.llm_seq)
+        if run.steering is not None:
+            for seq, name in enumerate(("base", *run.steering.names)):
+                run.seqs[name] = (self.slm_ctx, seq)
+        while not run.finished():
+            step = run.advance(_decode([run])[0])
+            if step is None:
+                return
             yield step
 
-    def _logits(self, prompts: dict[str, list[int]], generated: list[int], steer: bool) -> tuple[np.ndarray, np.ndarray | None]:
-        llm_target = {self.llm_seq: prompts["llm"] + generated}
-        if not steer:
-            return self.llm_ctx.last_logits(llm_target)[0], None
-        slm_targets = {seq: tokens + generated for seq, tokens in enumerate(v for k, v in prompts.items() if k != "llm")}
-        if self.models.shared:
-            rows = self.slm_ctx.last_logits({**slm_targets, **llm_target})
-            return rows[-1], rows[:-1]
-        return self.llm_ctx.last_logits(llm_target)[0], self.slm_ctx.last_logits(slm_targets)
+
+class BatchDecoder:
+    """Many answers at once, each with its own conversation, steering and sampler.
+
+    Every step is one `llama_decode` per context for all answers in progress (one in all
+    when the LLM is the sLM), as llama-server's slots share a batch. An answer is admitted
+    when the contexts have sequences and KV cells for it (its prompt plus `max_tokens` per
+    sequence); until then it waits in order.
+    """
+
+    def __init__(self, models: Models, settings: ContextSettings, *, n_seq: int, n_cells: int, llm_system: str | None = None):
+        self.models = models
+        self.roles = _Roles(models, llm_system)
+        self.slm_ctx = Context(models.slm, n_seq, settings, n_cells=n_cells)
+        self.llm_ctx = self.slm_ctx if models.shared else Context(models.llm, n_seq, settings, n_cells=n_cells)
+        self._free = {id(c): list(range(c.n_seq - 1, -1, -1)) for c in (self.slm_ctx, self.llm_ctx)}
+        self._cells = {id(c): c.n_cells for c in (self.slm_ctx, self.llm_ctx)}
+        self.active: list[_Run] = []
+
+    @property
+    def n_ctx(self) -> int:
+        return min(self.llm_ctx.n_ctx_seq, self.slm_ctx.n_ctx_seq)
+
+    def admit(self, request: Request) -> bool:
+        """Start writing this answer if there is room now; False leaves it for later."""
+        run = _Run(self.roles, request, self.n_ctx)
+        names = ["llm", *(("base", *run.steering.names) if run.steering is not None else ())]
+        contexts = {name: self.llm_ctx if name == "llm" else self.slm_ctx for name in names}
+        need_seqs: dict[int, int] = {}
+        need_cells: dict[int, int] = {}
+        for name, context in contexts.items():
+            need_seqs[id(context)] = need_seqs.get(id(context), 0) + 1
+            need_cells[id(context)] = need_cells.get(id(context), 0) + len(run.prompts[name]) + request.max_tokens
+        for key, count in need_seqs.items():
+            if count > len(self._free[key]) or need_cells[key] > self._cells[key]:
+                if not self.active:
+                    raise DriftError(
+                        f"one answer needs {count} sequences and {need_cells[key]} KV cells; the batch holds "
+                        f"{len(self._free[key])} and {self._cells[key]}",
+                        "raise the batch's sequences or cells, or lower max_tokens",
+                    )
+                return False
+        for name, context in contexts.items():
+            run.seqs[name] = (context, self._free[id(context)].pop())
+        for key, cells in need_cells.items():
+            self._cells[key] -= cells
+        run.reserved = need_cells
+        self.active.append(run)
+        return True
+
+    def step(self) -> list[tuple[Request, Step | None]]:
+        """Advance every answer in progress by one token; None marks an answer that ended."""
+        running = []
+        events: list[tuple[Request, Step | None]] = []
+        for run in self.active:
+            if run.finished():
+                events.append((run.request, None))
+                self._release(run)
+            else:
+                running.append(run)
+        if running:
+            for run, rows in zip(running, _decode(running)):
+                step = run.advance(rows)
+                events.append((run.request, step))
+                if step is None:
+                    self._release(run)
+        return events
+
+    def cancel(self, request: Request) -> None:
+        """Stop an answer now and free its sequences (a client that went away)."""
+        for run in self.active:
+            if run.request is request:
+                request.answer.stop = "interrupted"
+                self._release(run)
+                return
+
+    def run_all(self, requests: Sequence[Request]) -> list[Answer]:
+        """Write every answer, admitting waiting ones as room frees up."""
+        waiting = list(requests)
+        while waiting or self.active:
+            while waiting and self.admit(waiting[0]):
+                waiting.pop(0)
+            self.step()
+        return [r.answer for r in requests]
+
+    def _release(self, run: _Run) -> None:
+        self.active.remove(run)
+        for context, seq in run.seqs.values():
+            context.trim(seq, 0)
+            self._free[id(context)].append(seq)
+        for key, cells in run.reserved.items():
+            self._cells[key] += cells
 
 
-def _with_system(system: str | None, conversation: Sequence[Message]) -> list[Message]:
+def _with_system(system: str | None, conversation: Sequence[Message], keep_own: bool = False) -> list[Message]:
+    """The conversation under `system`; with keep_own, its own system message wins if it has one."""
+    own = [m for m in conversation if m.role == "system"]
     rest = [m for m in conversation if m.role != "system"]
+    if keep_own and own:
+        return own[:1] + rest
     return ([Message("system", system)] if system is not None else []) + rest

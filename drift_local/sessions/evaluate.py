@@ -1,8 +1,15 @@
-"""k-shot preference accuracy: train on k pairs, test on the rest, over several seeds.
+"""k-shot preference accuracy on pairs held out from the fit: on new prompts, by default.
 
-Methods: Drift's closed form (QP) on summed and per-token rewards, logistic regression on
-the same features (the paper's section 5 comparison), a length-only baseline fitted on the
-training pairs, and chance.
+`prompt` splits (the default) keep every prompt's pairs on one side: about half the prompts
+train, the rest test, and k training pairs are drawn from the training prompts. No answer is
+then in both a training and a test pair, which is how a profile is used: on new prompts.
+`random` splits draw k pairs from all of them and test on the rest, as the paper's figures
+do; with several answers per prompt the same answers sit on both sides, which flatters the
+more flexible fits.
+
+Methods: fit's default and every other fit method (`drift.approx.FIT_METHODS`), the paper's
+closed form on per-token (mean) rewards, a length-only baseline fitted on the training
+pairs, and chance.
 """
 
 from __future__ import annotations
@@ -12,24 +19,91 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from drift_local.drift.approx import accuracy, fit_length_baseline, fit_logreg, fit_qp, length_accuracy
+from drift_local.drift.approx import DEFAULT_METHOD, FIT_METHODS, Pairs, accuracy, fit_length_baseline, length_accuracy
 from drift_local.errors import DriftError
-from drift_local.sessions.rewards import PairRewards
 
-METHODS = ("drift (sum)", "drift (mean)", "logreg (sum)", "length only", "chance")
+SPLITS = ("prompt", "random")
+LENGTH_ONLY = "length only"
+PAPER_MEAN = "paper (mean)"
+METHODS = (DEFAULT_METHOD, *(m for m in FIT_METHODS if m != DEFAULT_METHOD), PAPER_MEAN, LENGTH_ONLY, "chance")
+MIN_TEST_SHARE = 0.25  # a split keeps at least this share of the prompts for testing
 
 
 @dataclass
 class Evaluation:
     n_pairs: int
+    n_prompts: int
+    split: str
     shots: list[int]
     seeds: int
-    scores: dict[str, dict[int, list[float]]] = field(default_factory=dict)  # method -> k -> accuracies
+    scores: dict[str, dict[int, list[float]]] = field(default_factory=dict)  # method -> k -> accuracy per split
     skipped_shots: list[int] = field(default_factory=list)
 
     def mean_std(self, method: str, k: int) -> tuple[float, float]:
         values = np.array(self.scores[method][k])
         return float(values.mean()), float(values.std())
+
+    def beats_length(self, method: str, k: int) -> int:
+        """On how many splits `method` was more accurate than the length-only baseline."""
+        return int(sum(a > b for a, b in zip(self.scores[method][k], self.scores[LENGTH_ONLY][k])))
+
+    def n_splits(self, k: int) -> int:
+        return len(self.scores[LENGTH_ONLY][k])
+
+
+def evaluate(pairs: dict[str, Pairs], shots: Sequence[int], seeds: int, split: str = "prompt") -> Evaluation:
+    """`pairs` holds the same pairs under 'sum' and 'mean' reward modes."""
+    if split not in SPLITS:
+        raise DriftError(f"unknown split {split!r}", "use prompt (new prompts, the default) or random")
+    data = pairs["sum"]
+    prompts = np.unique(data.groups)
+    splitter = _prompt_split if split == "prompt" else _random_split
+    result = Evaluation(len(data), len(prompts), split, [], seeds)
+    for k in sorted(set(shots)):
+        splits = [s for s in (splitter(data.groups, k, np.random.default_rng(seed)) for seed in range(seeds)) if s is not None]
+        if not splits:
+            result.skipped_shots.append(k)
+            continue
+        result.shots.append(k)
+        for method in METHODS:
+            result.scores.setdefault(method, {})[k] = [_score(method, pairs, train, test) for train, test in splits]
+    if not result.shots:
+        hint = "use --shots smaller than the number of pairs" + (" in about half the prompts" if split == "prompt" else "")
+        raise DriftError(f"no shot count leaves pairs to test on ({len(data)} pairs, {len(prompts)} prompts)", hint)
+    return result
+
+
+def _prompt_split(groups: np.ndarray, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray] | None:
+    """k pairs from about half the prompts (more if they hold fewer than k); tests on the rest."""
+    prompts = rng.permutation(np.unique(groups))
+    most_for_training = len(prompts) - max(1, int(np.ceil(MIN_TEST_SHARE * len(prompts))))
+    n_train = min(max(1, len(prompts) // 2), most_for_training)
+    while n_train < most_for_training and np.isin(groups, prompts[:n_train]).sum() < k:
+        n_train += 1
+    in_train = np.isin(groups, prompts[:n_train])
+    candidates = np.flatnonzero(in_train)
+    if n_train < 1 or len(candidates) < k:
+        return None
+    return np.sort(rng.choice(candidates, k, replace=False)), np.flatnonzero(~in_train)
+
+
+def _random_split(groups: np.ndarray, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray] | None:
+    if not 0 < k < len(groups):
+        return None
+    order = rng.permutation(len(groups))
+    return np.sort(order[:k]), order[k:]
+
+
+def _score(method: str, pairs: dict[str, Pairs], train: np.ndarray, test: np.ndarray) -> float:
+    data = pairs["sum"]
+    if method == "chance":
+        return 0.5
+    if method == LENGTH_ONLY:
+        sign = fit_length_baseline(data.win_tokens[train], data.lose_tokens[train])
+        return length_accuracy(sign, data.win_tokens[test], data.lose_tokens[test])
+    if method == PAPER_MEAN:
+        return _safe(lambda: accuracy(FIT_METHODS["paper"](pairs["mean"].subset(train)), pairs["mean"].subset(test)))
+    return _safe(lambda: accuracy(FIT_METHODS[method](data.subset(train)), data.subset(test)))
 
 
 def _safe(train: Callable[[], float]) -> float:
@@ -38,31 +112,3 @@ def _safe(train: Callable[[], float]) -> float:
         return train()
     except DriftError:
         return 0.5
-
-
-def evaluate(rewards: dict[str, PairRewards], shots: Sequence[int], seeds: int) -> Evaluation:
-    """`rewards` holds the same pairs under 'sum' and 'mean' reward modes."""
-    total = len(rewards["sum"].win)
-    usable = [k for k in shots if 0 < k < total]
-    result = Evaluation(total, usable, seeds, {m: {k: [] for k in usable} for m in METHODS}, [k for k in shots if k not in usable])
-    if not usable:
-        raise DriftError(f"no shot count leaves pairs to test on ({total} pairs)", "use --shots smaller than the number of pairs")
-    for seed in range(seeds):
-        order = np.random.default_rng(seed).permutation(total)
-        for k in usable:
-            train, test = order[:k], order[k:]
-            for method, score in _scores(rewards, train, test).items():
-                result.scores[method][k].append(score)
-    return result
-
-
-def _scores(rewards: dict[str, PairRewards], train: np.ndarray, test: np.ndarray) -> dict[str, float]:
-    s, m = rewards["sum"], rewards["mean"]
-    length_sign = fit_length_baseline(s.win_tokens[train], s.lose_tokens[train])
-    return {
-        "drift (sum)": _safe(lambda: accuracy(fit_qp(s.win[train], s.lose[train]).weights, s.win[test], s.lose[test])),
-        "drift (mean)": _safe(lambda: accuracy(fit_qp(m.win[train], m.lose[train]).weights, m.win[test], m.lose[test])),
-        "logreg (sum)": _safe(lambda: accuracy(fit_logreg(s.win[train], s.lose[train]).weights, s.win[test], s.lose[test])),
-        "length only": length_accuracy(length_sign, s.win_tokens[test], s.lose_tokens[test]),
-        "chance": 0.5,
-    }

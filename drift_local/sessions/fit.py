@@ -7,7 +7,7 @@ from typing import Callable
 
 import numpy as np
 
-from drift_local.drift.approx import Fit, fit_logreg, fit_qp, top_k
+from drift_local.drift.approx import DEFAULT_METHOD, Fit, Pairs, fit_pairs, sign_stability, top_k
 from drift_local.engine.context import ContextSettings
 from drift_local.engine.model import Model
 from drift_local.errors import DriftError
@@ -18,7 +18,8 @@ from drift_local.sessions.rewards import PairText, RewardCache
 # start(total_tokens) -> advance(n_tokens): how a UI shows scoring progress.
 ProgressStarter = Callable[[int], Callable[[int], None]]
 
-METHODS = {"qp": fit_qp, "logreg": fit_logreg}
+SIGN_RESAMPLES = 100  # bootstrap refits behind each weight's sign stability
+STABLE_SIGN = 0.9  # a sign kept in at least this share of refits is shown as signal
 
 
 @dataclass
@@ -32,19 +33,37 @@ def profile_pairs(store: Store, profile: Profile) -> list[PairText]:
     return [PairText(p.prompt, p.chosen, p.rejected) for p in store.list_pairs(profile, include_ties=False)]
 
 
+def save_fit(store: Store, profile: Profile, slm: Model, pairs: Pairs, fit: Fit, names: list[str], reward: str) -> FitRecord:
+    """Store a fit with how stable each weight's sign is; returns the stored record."""
+    stability = sign_stability(pairs, fit, SIGN_RESAMPLES, np.random.default_rng(0))
+    record_id = store.save_fit(
+        profile,
+        model_id=slm.fingerprint,
+        method=fit.method,
+        reward=reward,
+        n_pairs=fit.n_pairs,
+        names=names,
+        weights=fit.weights.tolist(),
+        preference=fit.preference.tolist(),
+        sign_stability=stability.tolist(),
+        regularization=fit.regularization,
+        length_weight=fit.length_weight,
+        answer_tokens=float(np.mean(np.concatenate([pairs.win_tokens, pairs.lose_tokens]))),
+    )
+    return next(r for r in store.fit_history(profile, limit=5) if r.id == record_id)
+
+
 def fit_profile(
     store: Store,
     profile: Profile,
     slm: Model,
     settings: ContextSettings,
     *,
-    method: str = "qp",
+    method: str = DEFAULT_METHOD,
     reward: str = "sum",
     max_response_tokens: int = 0,
     progress: ProgressStarter | None = None,
 ) -> FitOutcome:
-    if method not in METHODS:
-        raise DriftError(f"unknown method {method!r}", "use qp (the paper) or logreg")
     pairs = profile_pairs(store, profile)
     if not pairs:
         raise DriftError(
@@ -57,23 +76,12 @@ def fit_profile(
     cache = RewardCache(store, slm, settings, max_response_tokens)
     scored = cache.fill_missing(pairs, attributes, progress)
     rewards = cache.rewards(pairs, attributes, reward)
-    fit = METHODS[method](rewards.win, rewards.lose)
-    record_id = store.save_fit(
-        profile,
-        model_id=slm.fingerprint,
-        method=method,
-        reward=reward,
-        n_pairs=fit.n_pairs,
-        names=attributes.names,
-        weights=fit.weights.tolist(),
-        preference=fit.preference.tolist(),
-    )
-    record = next(r for r in store.fit_history(profile, limit=5) if r.id == record_id)
-    return FitOutcome(record, fit, scored)
+    fit = fit_pairs(rewards, method)
+    return FitOutcome(save_fit(store, profile, slm, rewards, fit, attributes.names, reward), fit, scored)
 
 
 def steering_from_fit(record: FitRecord, store: Store, profile: Profile, k: int) -> Steering:
-    """The top-k attributes of a fit by |p_i|, with their prompts as the profile defines them."""
+    """The top-k attributes of a fit by |weight|, with their prompts as the profile defines them."""
     prompts = {a.name: a.prompt for a in store.profile_attributes(profile)}
     weights = np.asarray(record.weights, dtype=np.float64)
     chosen = [i for i in top_k(weights, k) if record.names[i] in prompts]
@@ -85,6 +93,11 @@ def steering_from_fit(record: FitRecord, store: Store, profile: Profile, k: int)
     )
 
 
+def is_stale(record: FitRecord | None, n_pairs: int, method: str, reward: str, names: list[str]) -> bool:
+    """A fit is out of date when the pairs, the method, the reward mode or the attributes changed."""
+    return record is None or (record.n_pairs, record.method, record.reward, record.names) != (n_pairs, method, reward, names)
+
+
 def profile_steering(
     store: Store,
     profile: Profile,
@@ -92,6 +105,7 @@ def profile_steering(
     settings: ContextSettings,
     k: int,
     *,
+    method: str = DEFAULT_METHOD,
     reward: str = "sum",
     max_response_tokens: int = 0,
     progress: ProgressStarter | None = None,
@@ -101,11 +115,8 @@ def profile_steering(
     if n_pairs == 0:
         return None, f"profile '{profile.name}' has no preference pairs yet: plain decoding"
     record = store.latest_fit(profile, slm.fingerprint)
-    stale = record is None or (record.n_pairs, record.reward, record.names) != (
-        n_pairs, reward, store.active_attributes(profile).names,
-    )
-    if stale:
+    if is_stale(record, n_pairs, method, reward, store.active_attributes(profile).names):
         record = fit_profile(
-            store, profile, slm, settings, reward=reward, max_response_tokens=max_response_tokens, progress=progress
+            store, profile, slm, settings, method=method, reward=reward, max_response_tokens=max_response_tokens, progress=progress
         ).record
     return steering_from_fit(record, store, profile, k), None

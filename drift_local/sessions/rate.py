@@ -18,13 +18,14 @@ from importlib import resources
 import numpy as np
 
 from drift_local.attributes import AttributeSet
-from drift_local.drift.approx import Fit, bootstrap_weights, fit_qp
-from drift_local.drift.decoding import Sampler, SamplerSettings
+from drift_local.drift.approx import DEFAULT_METHOD, Fit, bootstrap_weights, fit_pairs
+from drift_local.drift.sampling import Sampler, SamplerSettings
+from drift_local.drift.steering import Decoding
 from drift_local.engine.chat import Message
 from drift_local.errors import DriftError
 from drift_local.profiles.store import PairIn, Profile, Store
 from drift_local.sessions.decoder import Answer, DriftDecoder, Steering
-from drift_local.sessions.fit import profile_pairs
+from drift_local.sessions.fit import profile_pairs, save_fit
 from drift_local.sessions.rewards import PairText, RewardCache
 
 STRATEGIES = ("active", "random")
@@ -74,6 +75,7 @@ class Rater:
     attributes: AttributeSet
     cache: RewardCache
     strategy: str = "active"
+    method: str = DEFAULT_METHOD
     reward: str = "sum"
     seed: int = 0
     asked: dict[str, int] = field(default_factory=dict)
@@ -108,7 +110,7 @@ class Rater:
         rewards = self._rewards()
         if rewards is None or len(rewards.win) < 2:
             return np.ones(len(self.attributes.names))
-        boot = bootstrap_weights(rewards.win, rewards.lose, 64, self.rng)
+        boot = bootstrap_weights(rewards, 64, self.rng)
         return boot.std(axis=0)
 
     # --- choices -----------------------------------------------------------------------------
@@ -129,15 +131,11 @@ class Rater:
     def refit(self) -> Fit | None:
         rewards = self._rewards()
         try:
-            self.fit = fit_qp(rewards.win, rewards.lose) if rewards is not None else None
+            self.fit = fit_pairs(rewards, self.method) if rewards is not None else None
         except DriftError:  # e.g. only ties so far: no direction yet
             self.fit = None
         if self.fit is not None:
-            self.store.save_fit(
-                self.profile, model_id=self.cache.slm.fingerprint, method="qp", reward=self.reward,
-                n_pairs=self.fit.n_pairs, names=self.attributes.names,
-                weights=self.fit.weights.tolist(), preference=self.fit.preference.tolist(),
-            )
+            save_fit(self.store, self.profile, self.cache.slm, rewards, self.fit, self.attributes.names, self.reward)
         return self.fit
 
     def _rewards(self):
@@ -155,7 +153,7 @@ def write_candidates(
         steering = Steering(attributes.base, (attribute,), (attributes.prompts[index],), np.array([sign]))
         answer = Answer()
         sampler = Sampler(SamplerSettings(seed=seed))
-        for _ in decoder.stream([Message("user", prompt)], steering, beta=beta, sampler=sampler, max_tokens=max_tokens, answer=answer):
+        for _ in decoder.stream([Message("user", prompt)], steering, decoding=Decoding(beta), sampler=sampler, max_tokens=max_tokens, answer=answer):
             pass
         texts.append(whole_sentences(answer.text.strip()) if answer.stop == "length" else answer.text.strip())
     return Candidates(prompt, attribute, (texts[0], texts[1]))

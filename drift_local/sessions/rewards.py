@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from drift_local.attributes import AttributeSet
-from drift_local.drift.approx import reward_matrix
+from drift_local.drift.approx import Pairs, reward_matrix
 from drift_local.engine.chat import ChatFormat
 from drift_local.engine.context import Context, ContextSettings
 from drift_local.engine.model import Model
@@ -31,14 +31,6 @@ class PairText:
     prompt: str
     chosen: str
     rejected: str
-
-
-@dataclass
-class PairRewards:
-    win: np.ndarray  # (n, A) rewards of the chosen responses
-    lose: np.ndarray  # (n, A)
-    win_tokens: np.ndarray  # (n,) response lengths in tokens
-    lose_tokens: np.ndarray
 
 
 class RewardCache:
@@ -106,8 +98,11 @@ class RewardCache:
         self.fill(todo, progress(total) if progress else None)
         return total
 
-    def rewards(self, pairs: Sequence[PairText], attributes: AttributeSet, mode: str) -> PairRewards:
-        """Reward matrices from the cache; every key must be cached (call fill first)."""
+    def rewards(self, pairs: Sequence[PairText], attributes: AttributeSet, mode: str) -> Pairs:
+        """Reward matrices from the cache; every key must be cached (call fill first).
+
+        Pairs answering the same prompt get the same group (cross-validation keeps them together).
+        """
         keys = _keys(pairs, attributes)
         cached = self.store.get_logprobs(self.slm.fingerprint, self.cap, keys)
         missing = len(set(keys)) - len(cached)
@@ -115,8 +110,7 @@ class RewardCache:
             raise RuntimeError(f"{missing} log-probabilities are not cached; fill() first")
         systems = [attributes.base, *attributes.prompts]
         if not pairs:
-            empty = np.zeros((0, len(attributes.prompts)))
-            return PairRewards(empty, empty, np.zeros(0), np.zeros(0))
+            return Pairs.of(np.zeros((0, len(attributes.prompts))), np.zeros((0, len(attributes.prompts))))
 
         def side(pick: Callable[[PairText], str]) -> tuple[np.ndarray, np.ndarray]:
             logp = np.array([[cached[(s, p.prompt, pick(p))][0] for s in systems] for p in pairs])
@@ -125,7 +119,9 @@ class RewardCache:
 
         win, win_tokens = side(lambda p: p.chosen)
         lose, lose_tokens = side(lambda p: p.rejected)
-        return PairRewards(win, lose, win_tokens, lose_tokens)
+        prompt_ids: dict[str, int] = {}
+        groups = np.array([prompt_ids.setdefault(p.prompt, len(prompt_ids)) for p in pairs])
+        return Pairs.of(win, lose, win_tokens, lose_tokens, groups)
 
 
 def _keys(pairs: Sequence[PairText], attributes: AttributeSet) -> list[tuple[str, str, str]]:

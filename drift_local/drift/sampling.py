@@ -1,15 +1,8 @@
-"""Drift Decoding: steer next-token logits with attribute weights, then sample.
+"""Sampling: turn a (steered) logit vector into a token id.
 
-Paper, section 3.2 (Eq. 15): with logits h^LLM from the model being steered,
-h^i from the small model under attribute prompt s_i and h^base under the base
-prompt s_0,
-
-    h^drift = h^LLM + (1/β) Σ_i p_i (h^i − h^base).
-
-The sampler turns a logit vector into a token id with the usual llama.cpp-style
-controls (repetition penalty, temperature, top-k, top-p, min-p). It is written
-for Llama-3-sized vocabularies (128k): it never sorts the whole vocabulary
-unless the nucleus is unusually wide.
+The usual llama.cpp-style controls (repetition penalty, temperature, top-k, top-p,
+min-p). Written for Llama-3-sized vocabularies (128k): it never sorts the whole
+vocabulary unless the nucleus is unusually wide.
 """
 
 from __future__ import annotations
@@ -27,43 +20,6 @@ from drift_local.errors import DriftError
 _NUCLEUS_CANDIDATES = 1024
 # Block length for searching running sums (see _search_running_sum).
 _SEARCH_BLOCK = 2048
-
-
-def drift_logits(
-    h_llm: np.ndarray,
-    h_attr: np.ndarray,
-    h_base: np.ndarray,
-    weights: np.ndarray,
-    beta: float,
-) -> np.ndarray:
-    """h_llm + (1/β) Σ_i p_i (h_attr[i] − h_base), as float32 of shape (V,).
-
-    With β = inf, no attributes or all-zero weights this is an exact copy of
-    h_llm, so greedy Drift decoding then matches plain decoding token for token.
-    """
-    if not beta > 0:  # also rejects NaN
-        raise DriftError("beta must be > 0", hint="larger beta means weaker personalization")
-    weights = np.asarray(weights, dtype=np.float64)
-    if not np.all(np.isfinite(weights)):
-        raise DriftError(
-            "attribute weights contain NaN or infinite values", hint="refit the profile"
-        )
-    steered = np.array(h_llm, dtype=np.float32, copy=True)
-    if math.isinf(beta) or not np.any(weights):
-        return steered
-    h_attr = np.asarray(h_attr, dtype=np.float32)
-    shapes_match = steered.ndim == 1 and np.shape(h_base) == steered.shape
-    if not shapes_match or h_attr.shape != (weights.size, steered.size):
-        raise DriftError(
-            f"logit shapes do not match: llm {steered.shape}, attributes {h_attr.shape}, "
-            f"base {np.shape(h_base)}, weights {weights.shape}"
-        )
-    # Σ w_i (h_i − h_base) = w @ h_attr − (Σ w_i) h_base: one matrix-vector
-    # product and no (k, V) temporary.
-    scaled = weights / beta
-    steered += scaled.astype(np.float32) @ h_attr
-    steered -= np.float32(scaled.sum()) * np.asarray(h_base, dtype=np.float32)
-    return steered
 
 
 @dataclass

@@ -1,0 +1,186 @@
+"""The steering effect, measured: does Drift write what each simulated user prefers?
+
+For each simulated user (pairs from `benchmarks/simulated_users.py`), a profile is fitted on
+`--pairs` of its pairs. Then the LLM answers every prompt of `--prompts` (prompts in none of
+the pairs) plainly and with Drift, with the same seed, and the user's own rule judges each
+(Drift, plain) pair: the paper's Table 2 with the rule as the gold judge. A Drift answer
+only wins when it is also fluent (`drift_local/drift/fluency.py`): at least as likely under
+the plain LLM, per token, as the 10th percentile of the plain answers, and not degenerate.
+
+    python benchmarks/steering_effect.py --data DIR --prompts benchmarks/data/prompts_steer_report.txt
+
+Every answer of a run is written by one BatchDecoder, so all of them share each
+`llama_decode`. DRIFT_LOCAL_HOME should be the one the data builder scored the pairs in
+(the fits then need no scoring). Results go to `--out` as JSON, one record per answer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="the data builder's folder (with users/NAME.jsonl)")
+    parser.add_argument("--prompts", required=True, help="new prompts to answer, one a line")
+    parser.add_argument("--users", default="all")
+    parser.add_argument("--pairs", type=int, default=40, help="pairs each profile is fitted on")
+    parser.add_argument("--method", default=None, help="fit method (default: fit's default)")
+    parser.add_argument("--betas", default=None, help="comma separated (default: 0.5,1,2 and the default β)")
+    parser.add_argument("--ks", default="7,all", help="attributes used in decoding, comma separated")
+    parser.add_argument("--plausibility", type=float, default=None, help="α (default: the default)")
+    parser.add_argument("--kl-budget", type=float, default=None, help="nats a token (default: the default)")
+    parser.add_argument("--temperature", type=float, default=None)
+    parser.add_argument("--top-p", type=float, default=None)
+    parser.add_argument("--max-tokens", type=int, default=256)
+    parser.add_argument("--seed", type=int, default=0, help="pairs drawn and answers sampled with this seed")
+    parser.add_argument("--out", default=None, help="write every answer and verdict here (JSON)")
+    args = parser.parse_args()
+
+    from drift_local.config import Settings
+    from drift_local.drift.sampling import Sampler, SamplerSettings
+    from drift_local.drift.steering import Decoding
+    from drift_local.engine.chat import Message
+    from drift_local.engine.context import ContextSettings
+    from drift_local.profiles.importers import read_pairs
+    from drift_local.profiles.store import Store
+    from drift_local.sessions.decoder import BatchDecoder, Request
+    from drift_local.sessions.fit import DEFAULT_METHOD, fit_profile, steering_from_fit
+    from drift_local.sessions.rate import read_prompts
+    from drift_local.sessions.runtime import context_settings, open_models
+    from drift_local.sessions.simulated_users import SIMULATED_USERS
+
+    settings = Settings()
+    method = args.method or DEFAULT_METHOD
+    betas = [float(b) for b in (args.betas or f"0.5,1,2,{settings.beta}").split(",")]
+    betas = sorted(set(betas))
+    ks = args.ks.split(",")
+    alpha = settings.plausibility if args.plausibility is None else args.plausibility
+    budget = settings.kl_budget if args.kl_budget is None else args.kl_budget
+    sampling = SamplerSettings(
+        temperature=settings.temperature if args.temperature is None else args.temperature,
+        top_p=settings.top_p if args.top_p is None else args.top_p,
+    )
+    users = list(SIMULATED_USERS) if args.users == "all" else args.users.split(",")
+    prompts = read_prompts(args.prompts)
+    models = open_models(settings)
+    started = time.perf_counter()
+
+    # 1. One profile per user, fitted on --pairs of its pairs.
+    steerings = {}
+    with Store.open() as store:
+        for user in users:
+            pairs = read_pairs(Path(args.data) / "users" / f"{user}.jsonl").pairs
+            rng = np.random.default_rng(args.seed)
+            sample = [pairs[i] for i in rng.choice(len(pairs), min(args.pairs, len(pairs)), replace=False)]
+            name = f"steer-{user}-{args.seed}"
+            if any(p.name == name for p in store.list_profiles()):
+                store.delete_profile(name)
+            profile = store.create_profile(name)
+            store.add_pairs(profile, sample)
+            outcome = fit_profile(store, profile, models.slm, context_settings(settings), method=method)
+            for k in ks:
+                steerings[(user, k)] = steering_from_fit(outcome.record, store, profile, 10**6 if k == "all" else int(k))
+            top = ", ".join(f"{n} {w:+.2f}" for n, w in zip(steerings[(user, ks[0])].names, steerings[(user, ks[0])].weights))
+            print(f"{user}: fitted on {len(sample)} pairs ({method}); top: {top}", flush=True)
+
+    # 2. Every answer in one batch: plain once per prompt, Drift per user, β and k.
+    def request(prompt: str, steering, beta: float) -> Request:
+        decoding = Decoding(beta, plausibility=alpha, kl_budget=budget)
+        sampler = Sampler(SamplerSettings(**{**sampling.__dict__, "seed": args.seed}))
+        return Request([Message("user", prompt)], steering, decoding, sampler, args.max_tokens, stats=True)
+
+    plain = {prompt: request(prompt, None, math.inf) for prompt in prompts}
+    drift = {(user, k, beta, prompt): request(prompt, steerings[(user, k)], beta) for user in users for k in ks for beta in betas for prompt in prompts}
+    everything = [*plain.values(), *drift.values()]
+    longest_k = max(s.k for s in steerings.values())
+    n_seq = min(256, max(64, 4 * (longest_k + 2)))
+    batch = BatchDecoder(models, ContextSettings(n_ctx=1024, threads=settings.threads), n_seq=n_seq, n_cells=n_seq * (args.max_tokens + 96))
+    done, tokens = 0, 0
+    waiting = list(everything)
+    while waiting or batch.active:
+        while waiting and batch.admit(waiting[0]):
+            waiting.pop(0)
+        for _, step in batch.step():
+            if step is None:
+                done += 1
+            else:
+                tokens += 1
+        elapsed = time.perf_counter() - started
+        if done and (done % 25 == 0 or not waiting):
+            print(f"\r{done}/{len(everything)} answers, {tokens} tokens, {elapsed:.0f} s", end="", flush=True)
+    print()
+
+    # 3. Fluency threshold from the plain answers; verdicts by each user's rule.
+    plain_logprobs = np.array([r.answer.mean_llm_logprob() for r in plain.values()])
+    threshold = float(np.percentile(plain_logprobs, 10))
+    from drift_local.drift.fluency import Fluency, degeneration
+
+    records = []
+    for (user, k, beta, prompt), req in drift.items():
+        rule = SIMULATED_USERS[user]
+        ours, theirs = req.answer, plain[prompt].answer
+        fluency = Fluency(ours.mean_llm_logprob(), degeneration(ours.text))
+        verdict = rule.choose(ours.text, theirs.text)
+        outcome = "loss" if not fluency.fluent(threshold) else {"first": "win", "second": "loss", "tie": "tie"}[verdict]
+        records.append({
+            "user": user, "k": k, "beta": beta, "prompt": prompt, "outcome": outcome, "rule": verdict,
+            "fluent": fluency.fluent(threshold), "degeneration": fluency.degeneration,
+            "drift_logprob": fluency.mean_logprob, "plain_logprob": theirs.mean_llm_logprob(),
+            "drift_tokens": len(ours.tokens), "plain_tokens": len(theirs.tokens), "drift": ours.text, "plain": theirs.text,
+        })
+    summary = summarize(records, users, ks, betas)
+    print_table(summary, users, ks, betas, threshold, plain_logprobs, method, alpha, budget, sampling, settings.beta, args, time.perf_counter() - started)
+    if args.out:
+        Path(args.out).write_text(json.dumps({"threshold": threshold, "summary": summary, "answers": records}, indent=1))
+
+
+def summarize(records: list[dict], users: list[str], ks: list[str], betas: list[float]) -> dict:
+    summary = {}
+    for user in users:
+        for k in ks:
+            for beta in betas:
+                rows = [r for r in records if (r["user"], r["k"], r["beta"]) == (user, k, beta)]
+                wins = sum(r["outcome"] == "win" for r in rows)
+                ties = sum(r["outcome"] == "tie" for r in rows)
+                summary[f"{user}|{k}|{beta:g}"] = {
+                    "n": len(rows), "wins": wins, "ties": ties, "losses": len(rows) - wins - ties,
+                    "win_rate": (wins + ties / 2) / len(rows),  # a tie counts half, a non-fluent answer is a loss
+                    "fluent": sum(r["fluent"] for r in rows) / len(rows),
+                    "drift_logprob": float(np.mean([r["drift_logprob"] for r in rows])),
+                    "plain_logprob": float(np.mean([r["plain_logprob"] for r in rows])),
+                    "drift_tokens": float(np.mean([r["drift_tokens"] for r in rows])),
+                    "plain_tokens": float(np.mean([r["plain_tokens"] for r in rows])),
+                }
+    return summary
+
+
+def print_table(summary, users, ks, betas, threshold, plain_logprobs, method, alpha, budget, sampling, default_beta, args, seconds) -> None:
+    print(f"\nsteering effect: {args.pairs} pairs a user, {method} fit, α {alpha:g}, KL budget {budget:g}, "
+          f"temperature {sampling.temperature:g}, top-p {sampling.top_p:g}, seed {args.seed}, {seconds:.0f} s")
+    print(f"fluent = mean log-prob under the plain LLM ≥ {threshold:.2f} nats/token (10th percentile of plain answers; "
+          f"median {np.median(plain_logprobs):.2f}) and not degenerate")
+    print("win rate: (wins + ties/2) / prompts; a Drift answer that is not fluent counts as a loss\n")
+    header = f"{'user':16s} {'k':>4s} {'β':>5s} {'win rate':>8s} {'W/T/L':>9s} {'fluent':>7s} {'log-prob':>9s} {'tokens':>13s}"
+    print(header)
+    for user in users:
+        for k in ks:
+            for beta in betas:
+                s = summary[f"{user}|{k}|{beta:g}"]
+                mark = " *" if beta == default_beta else ""
+                print(f"{user:16s} {k:>4s} {beta:5g} {s['win_rate']:8.2f} {s['wins']:3d}/{s['ties']:2d}/{s['losses']:2d} "
+                      f"{s['fluent']:7.0%} {s['drift_logprob']:9.2f} {s['drift_tokens']:6.0f} vs {s['plain_tokens']:4.0f}{mark}")
+    for k in ks:
+        for beta in betas:
+            rates = [summary[f"{u}|{k}|{beta:g}"]["win_rate"] for u in users]
+            print(f"k {k:>3s}, β {beta:g}: mean win rate {np.mean(rates):.2f}, users at ≥ 0.60: {sum(r >= 0.6 for r in rates)} of {len(users)}")
+
+
+if __name__ == "__main__":
+    main()

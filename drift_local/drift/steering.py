@@ -1,0 +1,144 @@
+"""Drift Decoding's logit combination, kept close to what the LLM finds plausible.
+
+Paper, section 3.2 (Eq. 15): with logits h^LLM from the model being steered, h^i from
+the small model under attribute prompt s_i and h^base under the base prompt s_0,
+
+    h^drift = h^LLM + (1/β) Σ_i p_i (h^i − h^base).
+
+Left alone, the steering term can lift tokens the LLM would never write (a small model's
+logit ratios are largest in its unreliable tail), and the text turns to junk. Two guards,
+both measured in `benchmarks/steering_effect.py`:
+
+- plausibility α (contrastive decoding's adaptive constraint, Li et al. 2023): only tokens
+  with p_LLM ≥ α · max p_LLM can be chosen; steering reorders those, it never reaches
+  outside them.
+- a KL budget: the steering term is scaled down (never up) until the steered
+  distribution is within `kl_budget` nats of the LLM's own (over the plausible tokens).
+  β is the paper's KL weight; the budget bounds what one token may spend.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from drift_local.errors import DriftError
+
+_BISECTION_STEPS = 24
+
+
+def steering_term(h_attr: np.ndarray, h_base: np.ndarray, weights: np.ndarray, beta: float) -> np.ndarray:
+    """(1/β) Σ_i p_i (h_attr[i] − h_base), as float32 of shape (V,)."""
+    scaled = np.asarray(weights, dtype=np.float64) / beta
+    h_attr = np.asarray(h_attr, dtype=np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        # Σ w_i (h_i − h_base) = w @ h_attr − (Σ w_i) h_base: one matrix-vector product, no (k, V) temporary.
+        term = scaled.astype(np.float32) @ h_attr
+        term -= np.float32(scaled.sum()) * np.asarray(h_base, dtype=np.float32)
+    if not np.all(np.isfinite(term)):
+        raise DriftError(f"beta {beta:g} is too small: the steered logits overflow", "use a beta of 0.05 or more")
+    return term
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How strongly to steer (β) and how far from the LLM a step may go (α, KL budget)."""
+
+    beta: float = 1.0  # the paper's KL weight: smaller steers harder, inf is plain decoding
+    plausibility: float = 0.0  # α; 0 turns the constraint off
+    kl_budget: float = math.inf  # nats per token; inf turns it off
+
+    def __post_init__(self) -> None:
+        if not self.beta > 0:  # also rejects NaN
+            raise DriftError(f"beta must be > 0, got {self.beta}", "larger beta means weaker personalization; inf is plain decoding")
+        if not 0.0 <= self.plausibility < 1.0:
+            raise DriftError(f"plausibility must be in [0, 1), got {self.plausibility}", "0 turns the constraint off; 0.1 is typical")
+        if not self.kl_budget > 0:
+            raise DriftError(f"the KL budget must be > 0 nats, got {self.kl_budget}", "inf turns it off")
+
+    @property
+    def steers(self) -> bool:
+        return math.isfinite(self.beta)
+
+
+def drift_logits(
+    h_llm: np.ndarray,
+    h_attr: np.ndarray,
+    h_base: np.ndarray,
+    weights: np.ndarray,
+    decoding: Decoding,
+) -> np.ndarray:
+    """The steered logits, float32 of shape (V,); implausible tokens are −inf.
+
+    With β = inf, no attributes or all-zero weights this is an exact copy of h_llm (no
+    token masked), so greedy Drift decoding then matches plain decoding token for token.
+    """
+    weights = np.asarray(weights, dtype=np.float64)
+    if not np.all(np.isfinite(weights)):
+        raise DriftError("attribute weights contain NaN or infinite values", hint="refit the profile")
+    steered = np.array(h_llm, dtype=np.float32, copy=True)
+    if not decoding.steers or not np.any(weights):
+        return steered
+    h_attr = np.asarray(h_attr, dtype=np.float32)
+    shapes_match = steered.ndim == 1 and np.shape(h_base) == steered.shape
+    if not shapes_match or h_attr.shape != (weights.size, steered.size):
+        raise DriftError(
+            f"logit shapes do not match: llm {steered.shape}, attributes {h_attr.shape}, "
+            f"base {np.shape(h_base)}, weights {weights.shape}"
+        )
+    term = steering_term(h_attr, h_base, weights, decoding.beta)
+    keep = plausible(steered, decoding.plausibility)
+    if keep is None:
+        steered += np.float32(kl_scale(steered, term, decoding.kl_budget)) * term
+        return steered
+    scale = kl_scale(steered[keep], term[keep], decoding.kl_budget)
+    out = np.full_like(steered, -np.inf)
+    out[keep] = steered[keep] + np.float32(scale) * term[keep]
+    return out
+
+
+def plausible(h_llm: np.ndarray, alpha: float) -> np.ndarray | None:
+    """Ids of tokens with p_LLM ≥ α · max p_LLM, or None when α = 0 (every token)."""
+    if alpha <= 0:
+        return None
+    return np.flatnonzero(h_llm >= h_llm.max() + np.float32(math.log(alpha)))
+
+
+def kl_scale(h_llm: np.ndarray, term: np.ndarray, budget: float) -> float:
+    """The largest s in [0, 1] with KL(softmax(h_llm + s·term) ‖ softmax(h_llm)) ≤ budget.
+
+    The KL grows monotonically with s (its derivative is s · Var(term) under the steered
+    distribution), so bisection finds it.
+    """
+    if math.isinf(budget):
+        return 1.0
+    base = _log_softmax(np.asarray(h_llm, dtype=np.float64))
+    term = np.asarray(term, dtype=np.float64)
+    if _kl(base, term, 1.0) <= budget:
+        return 1.0
+    low, high = 0.0, 1.0
+    for _ in range(_BISECTION_STEPS):
+        middle = (low + high) / 2
+        if _kl(base, term, middle) <= budget:
+            low = middle
+        else:
+            high = middle
+    return low
+
+
+def kl_divergence(h_llm: np.ndarray, term: np.ndarray, scale: float = 1.0) -> float:
+    """KL(softmax(h_llm + scale·term) ‖ softmax(h_llm)) in nats."""
+    base = _log_softmax(np.asarray(h_llm, dtype=np.float64))
+    return _kl(base, np.asarray(term, dtype=np.float64), scale)
+
+
+def _kl(base_log_probs: np.ndarray, term: np.ndarray, scale: float) -> float:
+    steered = _log_softmax(base_log_probs + scale * term)
+    return float(np.sum(np.exp(steered) * (steered - base_log_probs)))
+
+
+def _log_softmax(values: np.ndarray) -> np.ndarray:
+    peak = values.max()
+    return values - (peak + math.log(float(np.exp(values - peak).sum())))
