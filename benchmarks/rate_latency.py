@@ -28,6 +28,7 @@ def main() -> None:
     from drift_local.attributes import paper_attributes
     from drift_local.cli import rate_cmd
     from drift_local.config import Settings
+    from drift_local.drift.steering import Decoding
     from drift_local.profiles.store import Store
     from drift_local.sessions.decoder import DriftDecoder
     from drift_local.sessions.rate import Rater, score_candidates, write_candidates
@@ -51,7 +52,7 @@ def main() -> None:
     written = []
     for i in range(args.pairs + args.repeats):
         attribute, seed = rater.ask_about()
-        candidates = write_candidates(decoder, attributes, f"({i}) How do I relax after work?", attribute, beta=1.0, max_tokens=24, seed=seed)
+        candidates = write_candidates(decoder, attributes, f"({i}) How do I relax after work?", attribute, decoding=Decoding(1.0), max_tokens=24, seed=seed)
         score_candidates(cache, attributes, candidates)
         written.append(candidates)
     for candidates in written[: args.pairs]:

@@ -1,9 +1,10 @@
 """Simulated users with a hidden preference, driven through `rate`'s rules on the embedded model.
 
-For each user (fewer words -> concise; no contractions -> formal; more exclamation marks ->
-exclamatory), seed and question rule (active, random), after each checkpoint it reports the
-rank of the matching attribute among the 41 (1 = most preferred) and the accuracy of p at
-predicting that user's choices on held-out pairs (held-out prompts, random attributes).
+For each user (fewer words -> concise; no contractions -> formal; exclamation marks ->
+exclamatory; first-person anecdotes -> storyteller), seed and question rule (active,
+random), after each checkpoint it reports the rank of the matching attribute among the 41
+(1 = most preferred) and the accuracy of the fit at predicting that user's choices on
+held-out pairs (held-out prompts, random attributes). Fits use `--method` (fit's default).
 
 Writing full-length candidates and scoring them under 42 system prompts costs about 30 s a
 pair here, and 5 seeds x 3 users x 2 rules x 20 choices would ask for ~300 distinct pairs
@@ -31,7 +32,6 @@ from pathlib import Path
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--home", required=True, help="store, score cache and pool live here between runs")
-    parser.add_argument("--users", default="all")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--choices", type=int, default=20)
     parser.add_argument("--checkpoints", default="5,10,20")
@@ -41,6 +41,8 @@ def main() -> None:
     parser.add_argument("--beta", type=float, default=1.0, help="steering strength of the candidates (rate's default)")
     parser.add_argument("--cap", type=int, default=64, help="scored tokens per response")
     parser.add_argument("--reward", default="sum", choices=("sum", "mean"))
+    parser.add_argument("--method", default=None, help="fit method (default: fit's default)")
+    parser.add_argument("--users", default="fewer-words,no-contractions,exclamations,anecdotes")
     parser.add_argument("--strategies", default="active,random")
     parser.add_argument("--write-only", action="store_true", help="write the pool and stop")
     args = parser.parse_args()
@@ -52,10 +54,12 @@ def main() -> None:
 
     from drift_local.attributes import paper_attributes
     from drift_local.config import Settings
-    from drift_local.drift.approx import accuracy
+    from drift_local.drift.steering import Decoding
+    from drift_local.drift.approx import DEFAULT_METHOD, FIT_METHODS, Pairs, accuracy
     from drift_local.profiles.store import Store
     from drift_local.sessions.decoder import DriftDecoder
-    from drift_local.sessions.rate import SIMULATED_USERS, Candidates, Rater, bundled_prompts, simulated_choice, write_candidates
+    from drift_local.sessions.rate import Candidates, Rater, bundled_prompts, write_candidates
+    from drift_local.sessions.simulated_users import SIMULATED_USERS
     from drift_local.sessions.rewards import RewardCache
     from drift_local.sessions.runtime import context_settings, open_models
 
@@ -76,7 +80,7 @@ def main() -> None:
         pool = []
         for i, (role, prompt, attribute) in enumerate(plan):
             decoder.slm_ctx.clear()
-            c = write_candidates(decoder, attributes, prompt, attribute, beta=args.beta, max_tokens=args.max_tokens, seed=int(rng.integers(2**31)))
+            c = write_candidates(decoder, attributes, prompt, attribute, decoding=Decoding(args.beta), max_tokens=args.max_tokens, seed=int(rng.integers(2**31)))
             pool.append({"role": role, "prompt": c.prompt, "attribute": c.attribute, "texts": list(c.texts)})
             print(f"wrote {i + 1}/{len(plan)} ({time.perf_counter() - started:.0f} s)", flush=True)
         pool_path.write_text(json.dumps(pool, indent=1))
@@ -96,19 +100,21 @@ def main() -> None:
     heldout = [c for role, c in pool if role == "heldout"]
     heldout_rewards = cache.rewards([c.as_pair_text() for c in heldout], attributes, args.reward)
 
-    users = list(SIMULATED_USERS) if args.users == "all" else args.users.split(",")
+    users = args.users.split(",")
+    method = args.method or DEFAULT_METHOD
     checkpoints = [int(c) for c in args.checkpoints.split(",")]
     results = []
     train = [c for role, c in pool if role == "train"]
     train_rewards = cache.rewards([c.as_pair_text() for c in train], attributes, args.reward)
 
-    def as_chosen(rewards, candidates, user):
-        """(chosen, rejected) reward rows of the pairs this user decides."""
-        labels = [simulated_choice(user, c) for c in candidates]
+    def as_chosen(rewards, candidates, user) -> Pairs:
+        """The pairs this user decides, chosen side first."""
+        labels = [SIMULATED_USERS[user].choose(*c.texts) for c in candidates]
         decided = [i for i, label in enumerate(labels) if label != "tie"]
-        first = np.array([labels[i] == "first" for i in decided], dtype=bool)[:, None]
-        win, lose = rewards.win[decided], rewards.lose[decided]
-        return np.where(first, win, lose), np.where(first, lose, win)
+        first = np.array([labels[i] == "first" for i in decided], dtype=bool)
+        d = rewards.subset(np.array(decided, dtype=int))
+        pick = lambda a, b: np.where(first[:, None] if a.ndim == 2 else first, a, b)  # noqa: E731
+        return Pairs(pick(d.win, d.lose), pick(d.lose, d.win), pick(d.win_tokens, d.lose_tokens), pick(d.lose_tokens, d.win_tokens), d.groups)
 
     def rank_of(weights, target):
         return 1 + int(np.sum(weights > weights[target]))
@@ -116,30 +122,30 @@ def main() -> None:
     ceiling = {}
     for user in users:
         # The ceiling: p fitted on every training pair of the pool, whatever a rule would ask.
-        win, lose = as_chosen(train_rewards, train, user)
-        ceiling[user] = (rank_of((win - lose).sum(axis=0), attributes.names.index(SIMULATED_USERS[user][1])), len(win))
+        decided = as_chosen(train_rewards, train, user)
+        ceiling[user] = (rank_of(FIT_METHODS[method](decided).weights, attributes.names.index(SIMULATED_USERS[user].attribute)), len(decided))
     for user in users:
-        win, lose = as_chosen(heldout_rewards, heldout, user)
-        target = attributes.names.index(SIMULATED_USERS[user][1])
+        heldout_pairs = as_chosen(heldout_rewards, heldout, user)
+        target = attributes.names.index(SIMULATED_USERS[user].attribute)
         for strategy in args.strategies.split(","):
             for seed in range(args.seeds):
                 profile = store.create_profile(f"{user}-{strategy}-{args.reward}-{seed}-{time.time_ns()}")
-                rater = Rater(store, profile, attributes, cache, strategy=strategy, reward=args.reward, seed=seed)
+                rater = Rater(store, profile, attributes, cache, strategy=strategy, method=method, reward=args.reward, seed=seed)
                 used: dict[int, int] = {}
                 for round_ in range(1, max(checkpoints) + 1):
                     attribute, _ = rater.ask_about()
                     candidates = min(by_attribute[attribute], key=lambda c: used.get(id(c), 0))
                     used[id(candidates)] = used.get(id(candidates), 0) + 1
-                    rater.choose(candidates, simulated_choice(user, candidates))
+                    rater.choose(candidates, SIMULATED_USERS[user].choose(*candidates.texts))
                     if round_ in checkpoints:
                         weights = rater.fit.weights if rater.fit is not None else np.zeros(len(attributes.names))
-                        acc = accuracy(weights, win, lose) if len(win) else float("nan")
+                        acc = accuracy(rater.fit, heldout_pairs) if len(heldout_pairs) and rater.fit is not None else float("nan")
                         row = {"user": user, "strategy": strategy, "seed": seed, "choices": round_, "rank": rank_of(weights, target),
-                               "heldout_accuracy": round(acc, 3), "heldout_pairs": len(win)}
+                               "heldout_accuracy": round(acc, 3), "heldout_pairs": len(heldout_pairs)}
                         results.append(row)
                         print(json.dumps(row), flush=True)
 
-    print(f"\n{len(results)} checkpoints, {args.reward} rewards, {time.perf_counter() - started:.0f} s in all; "
+    print(f"\n{len(results)} checkpoints, {method} fit, {args.reward} rewards, {time.perf_counter() - started:.0f} s in all; "
           "matching attribute rank (1 = top of 41) and held-out accuracy:")
     print(f"{'user':18s} {'rule':7s} {'choices':>7s} {'mean rank':>9s} {'top-5 share':>11s} {'accuracy':>9s}")
     for user in users:

@@ -9,13 +9,15 @@ exclamation marks, questions, anecdotes, lists, numbers, hedging) decides it by 
 ties are left out. The result is one pairs file per user that `drift-local eval` and
 `drift-local profile import` read:
 
-    python benchmarks/simulated_users.py --prompts benchmarks/data/prompts_report.txt --out DIR
-    drift-local eval --data DIR/users/fewer-words.jsonl --split prompt
+    python benchmarks/simulated_users.py --candidates benchmarks/data/candidates_report.json --out DIR
+    drift-local eval --data DIR/users/fewer-words.jsonl
 
-All answers are scored under the base and attribute prompts at the end (only what the
-score cache lacks), so the evals that follow are instant. Set DRIFT_LOCAL_HOME to keep that
-cache apart from your own. The candidates are kept in DIR/candidates.json and reused, so a
-second run only re-derives the pairs.
+The candidates behind the README's figures are committed (`benchmarks/data/candidates_*.json`),
+so the command above rebuilds exactly those pairs; with `--prompts FILE` and a new
+`--candidates` path it writes new candidates first (minutes). All answers are then scored
+under the base and attribute prompts (only what the score cache lacks; about 30 minutes for
+180 answers on 2 cores), so the evals that follow are instant. Set DRIFT_LOCAL_HOME to keep
+that cache apart from your own.
 """
 
 from __future__ import annotations
@@ -43,8 +45,9 @@ LENGTHS = (48, 96, 160)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prompts", required=True, help="one prompt a line; # starts a comment")
-    parser.add_argument("--out", required=True, help="folder for candidates.json and users/NAME.jsonl")
+    parser.add_argument("--candidates", required=True, help="candidate answers (JSON): read if it exists, else written from --prompts")
+    parser.add_argument("--prompts", help="one prompt a line; # starts a comment (to write new candidates)")
+    parser.add_argument("--out", required=True, help="folder for users/NAME.jsonl")
     parser.add_argument("--answers", type=int, default=6, help="candidate answers per prompt")
     parser.add_argument("--temperature", type=float, default=0.8)
     parser.add_argument("--lengths", default=",".join(map(str, LENGTHS)), help="token limits to draw each answer's from")
@@ -58,10 +61,12 @@ def main() -> None:
 
     out = Path(args.out)
     (out / "users").mkdir(parents=True, exist_ok=True)
-    candidates_path = out / "candidates.json"
+    candidates_path = Path(args.candidates)
     if candidates_path.exists():
         candidates = json.loads(candidates_path.read_text())
     else:
+        if not args.prompts:
+            parser.error(f"{candidates_path} does not exist: give --prompts to write it")
         lengths = tuple(int(n) for n in args.lengths.split(","))
         n_styles = args.answers // 2 if args.styles is None else args.styles
         candidates = write_candidates(read_prompts(args.prompts), args.answers, n_styles, lengths, args.temperature, args.seed, args.keep_cut)

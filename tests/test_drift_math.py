@@ -413,3 +413,17 @@ def test_entropy_softmax_and_log_softmax():
     probs = softmax(np.array([1000.0, 1001.0]))
     np.testing.assert_allclose(probs, [1 / (1 + math.e), math.e / (1 + math.e)])
     np.testing.assert_allclose(np.exp(log_softmax(np.array([1.0, 2.0, 3.0]))).sum(), 1.0)
+
+
+def test_end_bias_moves_only_the_end_tokens_and_respects_plausibility():
+    h_llm, h_attr, h_base = _logits()
+    end_ids = (3, 7)
+    steered = drift_logits(h_llm, h_attr, h_base, np.zeros(3), Decoding(0.5), end_bias=1.0, end_ids=end_ids)
+    expected = h_llm.copy()
+    expected[list(end_ids)] += 2.0  # end_bias / β
+    np.testing.assert_allclose(steered, expected, rtol=1e-6)
+    gated = drift_logits(h_llm, h_attr, h_base, np.zeros(3), Decoding(0.5, plausibility=0.5), end_bias=1.0, end_ids=end_ids)
+    probs = softmax(h_llm)
+    for token in end_ids:  # an implausible end stays impossible, however much it is wanted
+        assert np.isneginf(gated[token]) == (probs[token] < 0.5 * probs.max())
+    assert drift_logits(h_llm, h_attr, h_base, np.zeros(3), Decoding(math.inf), end_bias=1.0, end_ids=end_ids).tobytes() == h_llm.tobytes()

@@ -22,13 +22,15 @@ def assert_one_line_error(result, text: str) -> None:
 
 
 def save_fit(name: str) -> None:
-    """A fit as `drift-local fit` would leave it: preference falls, weight grows, along the paper order."""
+    """A fit as `drift-local fit` would leave it: the weight falls from +1 to −0.5 along the
+    paper order, and only the first attribute's sign is unstable."""
     with Store.open() as store:
         profile = store.get_profile(name)
         n = len(NAMES)
-        store.save_fit(profile, model_id="smollm2-135m", method="logistic", reward="sum", n_pairs=3,
-                       names=NAMES, weights=[i / n for i in range(n)],
-                       preference=[1.5 - 3 * i / (n - 1) for i in range(n)])
+        store.save_fit(profile, model_id="smollm2-135m", method="bt", reward="sum", n_pairs=3,
+                       names=NAMES, weights=[1.0 - 1.5 * i / (n - 1) for i in range(n)],
+                       preference=[1.5 - 3 * i / (n - 1) for i in range(n)],
+                       sign_stability=[0.6] + [1.0] * (n - 1), regularization=10.0, length_weight=-0.01)
 
 
 def test_create_import_list(cli):
@@ -75,12 +77,12 @@ def test_show_draws_every_attribute_most_preferred_first(cli):
     assert shown.code == 0
     bars = [line for line in shown.out.splitlines() if "│" in line]
     assert len(bars) == len(NAMES)
-    assert [line[2:].split()[0] for line in bars] == NAMES  # the fit's preference falls along NAMES
-    assert bars[0].startswith("  formal") and "█│" not in bars[0] and "│█" in bars[0]
-    assert "█│" in bars[-1] and "│█" not in bars[-1]
-    starred = [line.split()[1] for line in bars if line.startswith("★")]
-    assert starred == NAMES[-7:]  # the largest weights
-    for fact in ("on 3 pairs", "method logistic", "reward sum", "model smollm2-135m"):
+    assert [line[3:].split()[0] for line in bars] == NAMES  # the fit's weight falls along NAMES
+    assert bars[0].startswith("★~ formal") and "█│" not in bars[0] and "│█" in bars[0]
+    assert "█│" in bars[-1] and "│█" not in bars[-1] and bars[1].startswith("★  ")
+    starred = [line[3:].split()[0] for line in bars if line.startswith("★")]
+    assert starred == NAMES[:7]  # the largest |weight|
+    for fact in ("on 3 pairs", "method bt", "reward sum", "model smollm2-135m", "~ sign not stable", "prefers shorter answers"):
         assert fact in shown.out
     three = [line for line in cli("profile", "show", "alice", "--top", "3").out.splitlines() if "│" in line]
     assert sum(line.startswith("★") for line in three) == 3
@@ -92,15 +94,16 @@ def test_show_json(cli):
     data = json.loads(cli("profile", "show", "alice", "--json").out)
     assert data["profile"] == "alice" and data["n_pairs"] == 3
     fit = data["fit"]
-    assert (fit["model_id"], fit["method"], fit["reward"], fit["n_pairs"], fit["top_k"]) == (
-        "smollm2-135m", "logistic", "sum", 3, 7)
+    assert (fit["model_id"], fit["method"], fit["reward"], fit["n_pairs"], fit["top_k"], fit["regularization"]) == (
+        "smollm2-135m", "bt", "sum", 3, 7, 10.0)
     assert fit["stale"] is False
     cli("profile", "add-pair", "alice", "--prompt", "p", "--chosen", "c", "--rejected", "r", "--tie")
     assert json.loads(cli("profile", "show", "alice", "--json").out)["fit"]["stale"] is False  # ties are not fitted
     attributes = data["attributes"]
     assert [a["name"] for a in attributes] == NAMES
-    assert attributes[0]["preference"] == pytest.approx(1.5) and attributes[0]["weight"] == 0.0
-    assert [a["name"] for a in attributes if a["in_top_k"]] == NAMES[-7:]
+    assert attributes[0]["preference"] == pytest.approx(1.5) and attributes[0]["weight"] == 1.0
+    assert (attributes[0]["stable"], attributes[1]["stable"], attributes[0]["sign_stability"]) == (False, True, 0.6)
+    assert [a["name"] for a in attributes if a["in_top_k"]] == NAMES[:7]
     cli("profile", "attributes", "alice", "--disable", "formal")
     assert json.loads(cli("profile", "show", "alice", "--json").out)["fit"]["stale"] is True
 

@@ -12,15 +12,17 @@ import pytest
 
 from drift_local.attributes import paper_attributes
 from drift_local.drift.approx import Fit
+from drift_local.drift.steering import Decoding
 from drift_local.engine.context import ContextSettings
 from drift_local.engine.model import load_model
 from drift_local.errors import DriftError
 from drift_local.profiles.store import Store
 from drift_local.sessions.decoder import DriftDecoder
 from drift_local.sessions.rate import (
-    Candidates, Rater, bundled_prompts, moved, score_candidates, simulated_choice, whole_sentences, write_candidates,
+    Rater, bundled_prompts, moved, score_candidates, whole_sentences, write_candidates,
 )
 from drift_local.sessions.rewards import RewardCache
+from drift_local.sessions.simulated_users import SIMULATED_USERS
 from drift_local.sessions.runtime import Models
 
 SETTINGS = ContextSettings(n_ctx=256)
@@ -32,11 +34,18 @@ def test_bundled_prompts_are_many_and_varied():
 
 
 def test_simulated_users():
-    short_formal = Candidates("q", "concise", ("It is fine.", "Well, it's really quite fine, isn't it!!"))
-    assert simulated_choice("fewer-words", short_formal) == "first"
-    assert simulated_choice("no-contractions", short_formal) == "first"
-    assert simulated_choice("more-exclamations", short_formal) == "second"
-    assert simulated_choice("fewer-words", Candidates("q", "x", ("a b", "c d"))) == "tie"
+    plain, lively = "It is fine.", "Well, it's really quite fine, isn't it!!"
+    choose = {name: user.choose(plain, lively) for name, user in SIMULATED_USERS.items()}
+    assert (choose["fewer-words"], choose["more-words"], choose["no-contractions"], choose["exclamations"]) == ("first", "second", "first", "second")
+    assert SIMULATED_USERS["fewer-words"].choose("a b", "c d") == "tie"
+    # Rates per 100 words, not counts: a long answer does not win by holding more of them.
+    assert SIMULATED_USERS["exclamations"].choose("Great!", "Great! " + "and then more words " * 10 + "wow!") == "first"
+    assert SIMULATED_USERS["bullets"].choose("Steps:\n- rest\n- eat", "Rest, then eat.") == "first"
+    assert SIMULATED_USERS["numbers"].choose("Boil it for 9 minutes.", "Boil it for a while.") == "first"
+    assert SIMULATED_USERS["questions"].choose("Why not?", "Because.") == "first"
+    assert SIMULATED_USERS["anecdotes"].choose("I once tried this myself.", "People try this.") == "first"
+    assert SIMULATED_USERS["hedging"].choose("It might work, perhaps.", "It works.") == "first"
+    assert len(SIMULATED_USERS) >= 8
 
 
 def test_cut_answers_end_at_their_last_whole_sentence():
@@ -51,8 +60,8 @@ def test_cut_answers_end_at_their_last_whole_sentence():
 
 def test_moved_lists_the_largest_changes_first():
     names = ["a", "b", "c"]
-    before = Fit(np.array([0.6, 0.8, 0.0]), np.zeros(3), 1, "qp")
-    after = Fit(np.array([0.0, 0.8, 0.6]), np.zeros(3), 2, "qp")
+    before = Fit(np.array([0.6, 0.8, 0.0]), np.zeros(3), 1, "paper")
+    after = Fit(np.array([0.0, 0.8, 0.6]), np.zeros(3), 2, "paper")
     assert [m[0] for m in moved(before, after, names, top=2)] == ["a", "c"]
 
 
@@ -68,7 +77,7 @@ def test_rounds_store_choices_refit_and_undo(tiny_gguf):
         for round_ in range(3):
             attribute, seed = rater.ask_about()
             asked.add(attribute)
-            candidates = write_candidates(decoder, attributes, f"question {round_}", attribute, beta=0.5, max_tokens=6, seed=seed)
+            candidates = write_candidates(decoder, attributes, f"question {round_}", attribute, decoding=Decoding(0.5), max_tokens=6, seed=seed)
             score_candidates(cache, attributes, candidates)
             fit = rater.choose(candidates, "first" if round_ % 2 else "second")
         assert len(asked) == 3  # the cold start spreads questions over unasked attributes
@@ -86,7 +95,7 @@ def test_rounds_store_choices_refit_and_undo(tiny_gguf):
 def test_scripted_session_through_the_cli(tiny_gguf):
     result = subprocess.run(
         [sys.executable, "-m", "drift_local", "rate", "--profile", "sim", "--llm", str(tiny_gguf), "--n", "3",
-         "--max-tokens", "8", "--non-interactive", "--choose-by", "more-exclamations", "--strategy", "random"],
+         "--max-tokens", "8", "--non-interactive", "--choose-by", "exclamations", "--strategy", "random"],
         capture_output=True, text=True, timeout=300, env=os.environ.copy(),
     )
     assert result.returncode == 0, result.stderr

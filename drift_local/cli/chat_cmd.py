@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Iterator
 
@@ -14,7 +14,7 @@ from rich.table import Table
 from drift_local.cli import options
 from drift_local.cli.app import app
 from drift_local.cli.common import console, err_console
-from drift_local.cli.settings_flags import sampler_settings, settings_with
+from drift_local.cli.settings_flags import decoding_of, sampler_settings, settings_with
 
 HELP = """[bold]/help[/]            this list
 [bold]/beta X[/]          personalization strength (smaller steers harder; inf = off)
@@ -77,7 +77,7 @@ def chat(
     if conversation_id is None:
         conversation_id = store.start_conversation(target, {"llm": str(models.llm.path), "slm": str(models.slm.path)})
     session = ChatSession(
-        store, decoder, sampler, profile=target, steering=steering, beta=settings.beta,
+        store, decoder, sampler, profile=target, steering=steering, decoding=decoding_of(settings),
         max_tokens=settings.max_tokens, conversation_id=conversation_id, history=history,
     )
     _banner(session, models, decoder)
@@ -89,7 +89,7 @@ def chat(
 
 def _banner(session, models, decoder) -> None:
     who = f"profile [bold]{session.profile.name}[/]" if session.profile else "no profile (plain LLM)"
-    console.print(f"[dim]{models.llm.path.name}[/] steered by [dim]{models.slm.path.name}[/] · {who} · β {session.state.beta}")
+    console.print(f"[dim]{models.llm.path.name}[/] steered by [dim]{models.slm.path.name}[/] · {who} · β {session.state.decoding.beta}")
     if decoder.llm_chat.uses_fallback:
         err_console.print("[yellow]note:[/] the model has no chat template; using a plain 'User:/Assistant:' format")
     if session.steering is not None:
@@ -161,11 +161,9 @@ def _command(session, settings, line: str) -> str | None:
         if name == "/help":
             console.print(HELP)
         elif name == "/beta":
-            value = float(arg)
-            if not value > 0 or math.isnan(value):
-                raise DriftError("beta must be > 0")
-            session.state.beta = value
-            console.print(f"β = {value}")
+            if arg:
+                session.state.decoding = replace(session.state.decoding, beta=float(arg))
+            console.print(f"β = {session.state.decoding.beta}")
         elif name == "/attrs":
             _show_attributes(session)
         elif name == "/plain":
@@ -193,7 +191,7 @@ def _show_attributes(session) -> None:
     if session.steering is None:
         console.print("no profile weights: plain decoding")
         return
-    table = Table("attribute", "weight", "system prompt", title=f"active attributes (β {session.state.beta})")
+    table = Table("attribute", "weight", "system prompt", title=f"active attributes (β {session.state.decoding.beta})")
     for name, weight, prompt in zip(session.steering.names, session.steering.weights, session.steering.prompts):
         table.add_row(name, f"{weight:+.3f}", prompt)
     console.print(table)

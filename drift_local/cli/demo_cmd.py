@@ -12,7 +12,7 @@ from rich.text import Text
 from drift_local.cli import options
 from drift_local.cli.app import app
 from drift_local.cli.common import console
-from drift_local.cli.settings_flags import sampler_settings, settings_with
+from drift_local.cli.settings_flags import decoding_of, sampler_settings, settings_with
 
 DEMO_PROMPT = "How do I make a good cup of tea?"
 
@@ -67,7 +67,6 @@ def demo(
 
 def _side_by_side(models, steering, settings, prompt: str, seed: int, max_tokens: int) -> None:
     from drift_local.drift.sampling import Sampler
-    from drift_local.drift.steering import Decoding
     from drift_local.engine.chat import Message
     from drift_local.sessions.decoder import DriftDecoder
     from drift_local.sessions.runtime import context_settings
@@ -82,5 +81,5 @@ def _side_by_side(models, steering, settings, prompt: str, seed: int, max_tokens
     with Live(table, console=console, refresh_per_second=8):
         for key, steer in (("plain", None), ("drift", steering)):
             sampler = Sampler(sampler_settings(settings, seed=seed, greedy=False, temperature=1.0, top_k=0, min_p=0.0, repeat_penalty=1.0))
-            for step in decoder.stream(conversation, steer, decoding=Decoding(settings.beta), sampler=sampler, max_tokens=max_tokens):
+            for step in decoder.stream(conversation, steer, decoding=decoding_of(settings), sampler=sampler, max_tokens=max_tokens):
                 texts[key].append(step.text)

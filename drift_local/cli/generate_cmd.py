@@ -11,7 +11,7 @@ import typer
 from drift_local.cli import options
 from drift_local.cli.app import app
 from drift_local.cli.common import print_json
-from drift_local.cli.settings_flags import sampler_settings, settings_with
+from drift_local.cli.settings_flags import decoding_of, sampler_settings, settings_with
 
 
 @app.command()
@@ -41,7 +41,6 @@ def generate(
     entropy of the LLM's and the Drift distributions.
     """
     from drift_local.drift.sampling import Sampler
-    from drift_local.drift.steering import Decoding
     from drift_local.engine.chat import Message
     from drift_local.sessions.decoder import Answer, DriftDecoder
     from drift_local.sessions.runtime import context_settings, open_models
@@ -58,7 +57,7 @@ def generate(
     answer = Answer()
     start = time.perf_counter()
     for step in decoder.stream(
-        [Message("user", text)], steering, decoding=Decoding(settings.beta), sampler=sampler,
+        [Message("user", text)], steering, decoding=decoding_of(settings), sampler=sampler,
         max_tokens=settings.max_tokens, stats=json_out, answer=answer,
     ):
         if not json_out:

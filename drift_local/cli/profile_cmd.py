@@ -83,18 +83,22 @@ def show(
 ) -> None:
     """Show what the latest fit says a profile prefers.
 
-    Each bar is an attribute's unit implicit preference: mean reward of chosen minus rejected (W-L).
+    Each bar is an attribute's weight: how much decoding steers toward (green) or away from
+    (red) it, most preferred first; ★ marks the attributes decoding uses. An attribute marked
+    ~ has a sign that is not stable: refits on resampled prompts disagree on it in more than
+    1 of 10, so it is more likely noise than taste. The mean W-L per pair (the paper's unit
+    implicit preference) is printed beside each bar."""
+    from drift_local.sessions.fit import is_stale
 
-    Most preferred first; ★ marks the attributes decoding uses."""
+    settings = load_settings()
     with Store.open() as store:
         profile = store.get_profile(name)
         n_pairs = store.count_pairs(profile)
         fit = store.latest_fit(profile)
-        stale = fit is not None and (
-            fit.n_pairs != store.count_pairs(profile, include_ties=False)  # fitting leaves ties out
-            or fit.names != store.active_attributes(profile).names
+        stale = fit is not None and is_stale(
+            fit, store.count_pairs(profile, include_ties=False), settings.method, settings.reward, store.active_attributes(profile).names
         )
-    report = fit_report(profile, n_pairs, fit, top or load_settings().attributes, stale)
+    report = fit_report(profile, n_pairs, fit, top or settings.attributes, stale)
     if json_output:
         print_json(report)
     else:
@@ -330,6 +334,8 @@ def _top_k(fit: FitRecord, k: int) -> set[str]:
 
 def fit_report(profile: Profile, n_pairs: int, fit: FitRecord | None, k: int, stale: bool) -> dict:
     """What `profile show` prints, as JSON-able data."""
+    from drift_local.sessions.fit import STABLE_SIGN
+
     report: dict[str, Any] = {"profile": profile.name, "n_pairs": n_pairs, "fit": None, "attributes": []}
     if fit is None:
         return report
@@ -341,14 +347,20 @@ def fit_report(profile: Profile, n_pairs: int, fit: FitRecord | None, k: int, st
         "reward": fit.reward,
         "n_pairs": fit.n_pairs,
         "top_k": min(k, len(fit.names)),
+        "regularization": fit.regularization,
+        "length_weight": fit.length_weight,
         "stale": stale,
     }
     top = _top_k(fit, k)
+    stability = fit.sign_stability or [None] * len(fit.names)
     rows = [
-        {"name": name, "preference": preference, "weight": weight, "in_top_k": name in top}
-        for name, weight, preference in zip(fit.names, fit.weights, fit.preference)
+        {
+            "name": name, "weight": weight, "preference": preference, "in_top_k": name in top,
+            "sign_stability": kept, "stable": kept is None or kept >= STABLE_SIGN,
+        }
+        for name, weight, preference, kept in zip(fit.names, fit.weights, fit.preference, stability)
     ]
-    report["attributes"] = sorted(rows, key=lambda row: -row["preference"])
+    report["attributes"] = sorted(rows, key=lambda row: -row["weight"])
     return report
 
 
@@ -364,26 +376,33 @@ def print_fit_report(report: dict) -> None:
         f"reward {fit['reward']}, model {escape(fit['model_id'])}",
         soft_wrap=True,
     )
-    console.print("unit implicit preference (W-L), most preferred first:")
+    console.print("attribute weights, most preferred first (W-L: mean reward gap per pair):")
     for line in _bar_lines(report["attributes"]):
         console.print(line, soft_wrap=True)
     console.print(f"★ the {fit['top_k']} attributes with the largest |weight|: the ones decoding uses")
+    if any(not row["stable"] for row in report["attributes"]):
+        console.print("~ sign not stable under resampling of the pairs' prompts: more likely noise than taste")
+    if fit["length_weight"]:
+        direction = "shorter" if fit["length_weight"] < 0 else "longer"
+        console.print(f"answer length: prefers {direction} answers ({fit['length_weight']:+.4f} per token); decoding ends answers accordingly")
     if fit["stale"]:
-        console.print(f"[yellow]pairs or attributes changed since this fit; refit with: {refit}[/]")
+        console.print(f"[yellow]pairs, attributes or the fit method changed since this fit; refit with: {refit}[/]")
 
 
 def _bar_lines(rows: list[dict]) -> list[Text]:
-    scale = max(abs(row["preference"]) for row in rows) or 1.0
+    scale = max(abs(row["weight"]) for row in rows) or 1.0
     name_width = max(len(row["name"]) for row in rows)
     lines = []
     for row in rows:
-        preference = row["preference"]
-        bar = "█" * round(abs(preference) / scale * BAR_WIDTH)
-        line = Text("★ " if row["in_top_k"] else "  ", style="bold yellow")
+        weight = row["weight"]
+        bar = "█" * round(abs(weight) / scale * BAR_WIDTH)
+        line = Text("★" if row["in_top_k"] else " ", style="bold yellow")
+        line.append("~ " if not row["stable"] else "  ", style="dim")
         line.append(row["name"].ljust(name_width) + " ")
-        line.append((bar if preference < 0 else "").rjust(BAR_WIDTH), style="red")
+        faint = "" if row["stable"] else " dim"
+        line.append((bar if weight < 0 else "").rjust(BAR_WIDTH), style="red" + faint)
         line.append("│", style="dim")
-        line.append((bar if preference > 0 else "").ljust(BAR_WIDTH), style="green")
-        line.append(f" {preference:+.2f}  weight {row['weight']:+.2f}", style="dim")
+        line.append((bar if weight > 0 else "").ljust(BAR_WIDTH), style="green" + faint)
+        line.append(f" {weight:+.3f}  W-L {row['preference']:+.2f}", style="dim")
         lines.append(line)
     return lines

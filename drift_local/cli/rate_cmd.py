@@ -20,7 +20,7 @@ from drift_local.cli import options
 from drift_local.cli.app import app
 from drift_local.cli.common import console, err_console
 from drift_local.cli.progress import token_progress
-from drift_local.cli.settings_flags import settings_with
+from drift_local.cli.settings_flags import decoding_of, settings_with
 from drift_local.errors import DriftError
 
 KEYS = "[bold]1[/]/[bold]2[/] choose · [bold]t[/] tie · [bold]s[/] skip · [bold]u[/] undo · [bold]e[/] edit prompt · [bold]q[/] quit"
@@ -38,7 +38,7 @@ def rate(
     llm: options.Llm = None,
     slm: options.Slm = None,
     non_interactive: Annotated[bool, typer.Option("--non-interactive", help="No screen: a simulated user or a command chooses (see --choose-by).")] = False,
-    choose_by: Annotated[Optional[str], typer.Option("--choose-by", help="With --non-interactive: fewer-words, no-contractions, more-exclamations, or cmd:COMMAND (gets the pair as JSON on stdin, prints 1, 2, t or s).")] = None,
+    choose_by: Annotated[Optional[str], typer.Option("--choose-by", help="With --non-interactive: a simulated user (fewer-words, more-words, no-contractions, exclamations, questions, anecdotes, bullets, numbers, hedging) or cmd:COMMAND (gets the pair as JSON on stdin, prints 1, 2, t or s).")] = None,
 ) -> None:
     """Show a prompt and two answers; pick the one you prefer. The weights update after every choice.
 
@@ -68,7 +68,7 @@ def rate(
         rater = Rater(store, target, attributes, cache, strategy=strategy, method=settings.method, reward=settings.reward, seed=seed)
         _score_existing(rater)
         rater.refit()
-        worker = RateWorker(models, attributes, ctx_settings, cap=settings.max_response_tokens, beta=settings.beta, max_tokens=max_tokens)
+        worker = RateWorker(models, attributes, ctx_settings, cap=settings.max_response_tokens, decoding=decoding_of(settings), max_tokens=max_tokens)
         try:
             session = _Session(rater, worker, prompt_cycle(pool, seed), n)
             if non_interactive:
@@ -126,13 +126,13 @@ class _Session:
 
     # --- scripted ------------------------------------------------------------------------
     def scripted(self, spec: str) -> None:
-        from drift_local.sessions.rate import SIMULATED_USERS, simulated_choice
+        from drift_local.sessions.simulated_users import SIMULATED_USERS
 
         if spec not in SIMULATED_USERS and not spec.startswith("cmd:"):
             raise DriftError(f"unknown --choose-by {spec!r}", f"use {', '.join(SIMULATED_USERS)} or cmd:COMMAND")
         while self.round < self.n:
             candidates, scoring = self._next_pair()
-            choice = simulated_choice(spec, candidates) if spec in SIMULATED_USERS else _ask_command(spec[4:], candidates)
+            choice = SIMULATED_USERS[spec].choose(*candidates.texts) if spec in SIMULATED_USERS else _ask_command(spec[4:], candidates)
             started = time.perf_counter()
             self._apply(candidates, scoring, choice)
             fit = self.rater.fit

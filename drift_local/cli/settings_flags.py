@@ -7,6 +7,7 @@ import math
 from drift_local.config import Settings, load_settings
 from drift_local.drift.approx import FIT_METHODS
 from drift_local.drift.sampling import SamplerSettings
+from drift_local.drift.steering import Decoding
 from drift_local.errors import DriftError
 
 
@@ -22,6 +23,11 @@ def settings_with(**overrides) -> Settings:
     if settings.method not in FIT_METHODS:
         raise DriftError(f"unknown fit method {settings.method!r}", f"use one of: {', '.join(FIT_METHODS)}")
     return settings
+
+
+def decoding_of(settings: Settings) -> Decoding:
+    """How strongly and how safely decoding steers, from the settings."""
+    return Decoding(settings.beta, settings.plausibility, settings.kl_budget)
 
 
 def sampler_settings(settings: Settings, *, seed, greedy, temperature, top_k, min_p, repeat_penalty) -> SamplerSettings:

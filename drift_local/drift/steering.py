@@ -69,17 +69,21 @@ def drift_logits(
     h_base: np.ndarray,
     weights: np.ndarray,
     decoding: Decoding,
+    end_bias: float = 0.0,
+    end_ids: tuple[int, ...] = (),
 ) -> np.ndarray:
     """The steered logits, float32 of shape (V,); implausible tokens are −inf.
 
-    With β = inf, no attributes or all-zero weights this is an exact copy of h_llm (no
-    token masked), so greedy Drift decoding then matches plain decoding token for token.
+    `end_bias` is a reward for ending the answer now (a taste for shorter answers, > 0, or
+    longer ones, < 0); it is added, divided by β like the rest, to the `end_ids` tokens.
+    With β = inf, or nothing to add, this is an exact copy of h_llm (no token masked), so
+    greedy Drift decoding then matches plain decoding token for token.
     """
     weights = np.asarray(weights, dtype=np.float64)
     if not np.all(np.isfinite(weights)):
         raise DriftError("attribute weights contain NaN or infinite values", hint="refit the profile")
     steered = np.array(h_llm, dtype=np.float32, copy=True)
-    if not decoding.steers or not np.any(weights):
+    if not decoding.steers or not (np.any(weights) or (end_bias and end_ids)):
         return steered
     h_attr = np.asarray(h_attr, dtype=np.float32)
     shapes_match = steered.ndim == 1 and np.shape(h_base) == steered.shape
@@ -89,6 +93,8 @@ def drift_logits(
             f"base {np.shape(h_base)}, weights {weights.shape}"
         )
     term = steering_term(h_attr, h_base, weights, decoding.beta)
+    if end_bias and end_ids:
+        term[list(end_ids)] += np.float32(end_bias / decoding.beta)
     keep = plausible(steered, decoding.plausibility)
     if keep is None:
         steered += np.float32(kl_scale(steered, term, decoding.kl_budget)) * term

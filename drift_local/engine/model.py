@@ -137,5 +137,10 @@ class Model:
     def is_end_of_generation(self, token: int) -> bool:
         return bool(llama_cpp.llama_vocab_is_eog(self.vocab, token))
 
+    @cached_property
+    def end_of_generation_ids(self) -> tuple[int, ...]:
+        """Every token that ends an answer (EOS, end of turn, ...)."""
+        return tuple(t for t in range(self.n_vocab) if llama_cpp.llama_vocab_is_eog(self.vocab, t))
+
     def __repr__(self) -> str:
         return f"Model({self.path.name}, n_vocab={self.n_vocab})"

@@ -42,7 +42,7 @@ class Comparison:
 
 @dataclass
 class ChatState:
-    beta: float
+    decoding: Decoding
     drift_on: bool = True
     history: list[Message] = field(default_factory=list)
     last_comparison: Comparison | None = None
@@ -57,7 +57,7 @@ class ChatSession:
         *,
         profile: Profile | None,
         steering: Steering | None,
-        beta: float,
+        decoding: Decoding,
         max_tokens: int,
         conversation_id: int,
         history: list[Message] | None = None,
@@ -69,7 +69,7 @@ class ChatSession:
         self.steering = steering
         self.max_tokens = max_tokens
         self.conversation_id = conversation_id
-        self.state = ChatState(beta=beta, history=list(history or []))
+        self.state = ChatState(decoding=decoding, history=list(history or []))
 
     # --- turns ---------------------------------------------------------------------------
     def ask(self, text: str, answer: Answer) -> Iterator[Step]:
@@ -83,7 +83,7 @@ class ChatSession:
             raise
         finally:  # a Ctrl-C keeps the partial answer, as the user saw it
             self.state.history.append(Message("assistant", answer.text))
-            self._log("assistant", answer.text, {"drift": self._active_steering() is not None, "beta": self.state.beta, "stop": answer.stop})
+            self._log("assistant", answer.text, {"drift": self._active_steering() is not None, "beta": self.state.decoding.beta, "stop": answer.stop})
 
     def compare(self, plain: Answer, drift: Answer) -> tuple[Iterator[Step], Iterator[Step]]:
         """Plain and Drift answers to the last user message (consume one stream, then the other,
@@ -144,7 +144,7 @@ class ChatSession:
 
     def _stream(self, conversation: list[Message], steering: Steering | None, answer: Answer) -> Iterator[Step]:
         return self.decoder.stream(
-            conversation, steering, decoding=Decoding(self.state.beta), sampler=self.sampler, max_tokens=self.max_tokens, answer=answer
+            conversation, steering, decoding=self.state.decoding, sampler=self.sampler, max_tokens=self.max_tokens, answer=answer
         )
 
     def _log(self, role: str, content: str, meta: dict | None = None) -> None:

@@ -31,10 +31,15 @@ class Steering:
     names: tuple[str, ...]
     prompts: tuple[str, ...]
     weights: np.ndarray
+    end_bias: float = 0.0  # reward for ending the answer now: > 0 for a taste for shorter answers
 
     @property
     def k(self) -> int:
         return len(self.names)
+
+    @property
+    def active(self) -> bool:
+        return self.k > 0 or self.end_bias != 0.0
 
 
 @dataclass
@@ -74,7 +79,7 @@ class Request:
 
     @property
     def steered(self) -> bool:
-        return self.steering is not None and self.steering.k > 0 and self.decoding.steers
+        return self.steering is not None and self.steering.active and self.decoding.steers
 
 
 class _Roles:
@@ -145,8 +150,11 @@ class _Run:
         request, answer, n_vocab = self.request, self.answer, self.n_vocab
         h_llm = rows["llm"][:n_vocab]
         if self.steering is not None:
-            h_attr = np.stack([rows[name][:n_vocab] for name in self.steering.names])
-            logits = drift_logits(h_llm, h_attr, rows["base"][:n_vocab], self.steering.weights, request.decoding)
+            h_attr = np.stack([rows[name][:n_vocab] for name in self.steering.names]) if self.steering.k else np.empty((0, n_vocab), np.float32)
+            logits = drift_logits(
+                h_llm, h_attr, rows["base"][:n_vocab], self.steering.weights, request.decoding,
+                self.steering.end_bias, self.model.end_of_generation_ids,
+            )
         else:
             logits = h_llm
         token = request.sampler.sample(logits, answer.tokens)
@@ -200,6 +208,10 @@ class DriftDecoder:
     @llm_system.setter
     def llm_system(self, system: str | None) -> None:
         self.roles.llm_system = system
+
+    @property
+    def llm_chat(self) -> ChatFormat:
+        return self.roles.llm_chat
 
     @property
     def n_ctx(self) -> int:

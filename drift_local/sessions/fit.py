@@ -90,7 +90,19 @@ def steering_from_fit(record: FitRecord, store: Store, profile: Profile, k: int)
         names=tuple(record.names[i] for i in chosen),
         prompts=tuple(prompts[record.names[i]] for i in chosen),
         weights=weights[chosen],
+        end_bias=end_bias(record.length_weight, record.answer_tokens),
     )
+
+
+def end_bias(length_weight: float, answer_tokens: float) -> float:
+    """The reward for ending an answer now, from a fitted taste for length.
+
+    Drift steers one token at a time, and a per-token length reward is the same for every
+    next token, so it only acts through ending: continuing costs the next token plus,
+    roughly, the half of a typical answer still to come (the profile's answers average
+    `answer_tokens`).
+    """
+    return -length_weight * (1.0 + answer_tokens / 2.0)
 
 
 def is_stale(record: FitRecord | None, n_pairs: int, method: str, reward: str, names: list[str]) -> bool:

@@ -144,7 +144,7 @@ class Rater:
 
 
 def write_candidates(
-    decoder: DriftDecoder, attributes: AttributeSet, prompt: str, attribute: str, *, beta: float, max_tokens: int, seed: int
+    decoder: DriftDecoder, attributes: AttributeSet, prompt: str, attribute: str, *, decoding: Decoding, max_tokens: int, seed: int
 ) -> Candidates:
     """The LLM's answer steered toward the attribute, then away from it (same seed)."""
     index = attributes.names.index(attribute)
@@ -153,7 +153,7 @@ def write_candidates(
         steering = Steering(attributes.base, (attribute,), (attributes.prompts[index],), np.array([sign]))
         answer = Answer()
         sampler = Sampler(SamplerSettings(seed=seed))
-        for _ in decoder.stream([Message("user", prompt)], steering, decoding=Decoding(beta), sampler=sampler, max_tokens=max_tokens, answer=answer):
+        for _ in decoder.stream([Message("user", prompt)], steering, decoding=decoding, sampler=sampler, max_tokens=max_tokens, answer=answer):
             pass
         texts.append(whole_sentences(answer.text.strip()) if answer.stop == "length" else answer.text.strip())
     return Candidates(prompt, attribute, (texts[0], texts[1]))
@@ -186,11 +186,11 @@ class RateWorker:
     worker opens its own store, score cache and decoder there.
     """
 
-    def __init__(self, models, attributes: AttributeSet, context_settings, *, cap: int, beta: float, max_tokens: int):
+    def __init__(self, models, attributes: AttributeSet, context_settings, *, cap: int, decoding: Decoding, max_tokens: int):
         from concurrent.futures import ThreadPoolExecutor
 
         self.attributes = attributes
-        self.beta = beta
+        self.decoding = decoding
         self.max_tokens = max_tokens
         self._local: dict = {}
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="rate", initializer=self._start, initargs=(models, context_settings, cap))
@@ -205,7 +205,7 @@ class RateWorker:
 
     def write(self, prompt: str, attribute: str, seed: int):
         return self._pool.submit(
-            lambda: write_candidates(self._local["decoder"], self.attributes, prompt, attribute, beta=self.beta, max_tokens=self.max_tokens, seed=seed)
+            lambda: write_candidates(self._local["decoder"], self.attributes, prompt, attribute, decoding=self.decoding, max_tokens=self.max_tokens, seed=seed)
         )
 
     def score(self, candidates: Candidates):
@@ -223,23 +223,6 @@ def moved(before: Fit | None, after: Fit | None, names: list[str], top: int = 5)
     old = before.weights if before is not None else np.zeros_like(after.weights)
     order = np.argsort(-np.abs(after.weights - old))[:top]
     return [(names[i], float(old[i]), float(after.weights[i])) for i in order]
-
-
-# --- simulated users (scripted mode and benchmarks) ----------------------------------------
-_CONTRACTION = re.compile(r"\b\w+['’](?:s|t|re|ve|ll|d|m)\b", re.IGNORECASE)
-
-SIMULATED_USERS = {
-    # name: (score of an answer, higher wins; the attribute that should rise)
-    "fewer-words": (lambda text: -len(text.split()), "concise"),
-    "no-contractions": (lambda text: -len(_CONTRACTION.findall(text)), "formal"),
-    "more-exclamations": (lambda text: text.count("!"), "exclamatory"),
-}
-
-
-def simulated_choice(user: str, candidates: Candidates) -> str:
-    score, _ = SIMULATED_USERS[user]
-    a, b = (score(t) for t in candidates.texts)
-    return "first" if a > b else "second" if b > a else "tie"
 
 
 def prompt_cycle(prompts: list[str], seed: int):

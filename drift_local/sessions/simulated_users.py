@@ -2,8 +2,11 @@
 
 They stand in for people where people cannot be asked: `rate --non-interactive
 --choose-by NAME`, the simulated-user data builder, and the steering benchmark. Each rule
-scores a text (higher wins; equal scores are a tie). `attribute` names the paper attribute a
-person would expect to see rise for that taste, where one exists.
+scores a text (higher wins; equal scores are a tie). Apart from the two length users, rules
+count per 100 words: a taste for exclamation marks is not a taste for long answers that
+happen to hold more of them, so a length-only guess cannot pass for style. `attribute`
+names the paper attribute a person would expect to see rise for that taste, where one
+exists.
 """
 
 from __future__ import annotations
@@ -41,18 +44,22 @@ def _words(text: str) -> int:
     return len(text.split())
 
 
+def _per_100_words(count: Callable[[str], int]) -> Callable[[str], float]:
+    return lambda text: 100.0 * count(text) / max(1, _words(text))
+
+
 SIMULATED_USERS: dict[str, SimulatedUser] = {
     user.name: user
     for user in (
         SimulatedUser("fewer-words", "prefers the answer with fewer words", lambda t: -_words(t), "concise"),
         SimulatedUser("more-words", "prefers the answer with more words", _words, None),
-        SimulatedUser("no-contractions", "prefers fewer contractions (don't, it's)", lambda t: -len(_CONTRACTION.findall(t)), "formal"),
-        SimulatedUser("exclamations", "prefers more exclamation marks", lambda t: t.count("!"), "exclamatory"),
-        SimulatedUser("questions", "prefers more questions back to the reader", lambda t: t.count("?"), None),
-        SimulatedUser("anecdotes", "prefers first-person words (I, me, my): personal anecdotes", lambda t: len(_FIRST_PERSON.findall(t)), "storyteller"),
-        SimulatedUser("bullets", "prefers more bullet or numbered list items", lambda t: len(_LIST_ITEM.findall(t)), None),
-        SimulatedUser("numbers", "prefers more numbers and figures", lambda t: len(_NUMBER.findall(t)), None),
-        SimulatedUser("hedging", "prefers more hedging words (might, perhaps, usually)", lambda t: len(_HEDGE.findall(t)), None),
+        SimulatedUser("no-contractions", "prefers fewer contractions (don't, it's)", _per_100_words(lambda t: -len(_CONTRACTION.findall(t))), "formal"),
+        SimulatedUser("exclamations", "prefers more exclamation marks", _per_100_words(lambda t: t.count("!")), "exclamatory"),
+        SimulatedUser("questions", "prefers more questions back to the reader", _per_100_words(lambda t: t.count("?")), None),
+        SimulatedUser("anecdotes", "prefers first-person words (I, me, my): personal anecdotes", _per_100_words(lambda t: len(_FIRST_PERSON.findall(t))), "storyteller"),
+        SimulatedUser("bullets", "prefers more bullet or numbered list items", _per_100_words(lambda t: len(_LIST_ITEM.findall(t))), None),
+        SimulatedUser("numbers", "prefers more numbers and figures", _per_100_words(lambda t: len(_NUMBER.findall(t))), None),
+        SimulatedUser("hedging", "prefers more hedging words (might, perhaps, usually)", _per_100_words(lambda t: len(_HEDGE.findall(t))), None),
     )
 }
 
