@@ -87,8 +87,9 @@ def main() -> None:
             outcome = fit_profile(store, profile, models.slm, context_settings(settings), method=method)
             for k in ks:
                 steerings[(user, k)] = steering_from_fit(outcome.record, store, profile, 10**6 if k == "all" else int(k))
-            top = ", ".join(f"{n} {w:+.2f}" for n, w in zip(steerings[(user, ks[0])].names, steerings[(user, ks[0])].weights))
-            print(f"{user}: fitted on {len(sample)} pairs ({method}); top: {top}", flush=True)
+            shown = steerings[(user, ks[0])]
+            top = ", ".join(f"{n} {w:+.3f}" for n, w in zip(shown.names, shown.weights))
+            print(f"{user}: fitted on {len(sample)} pairs ({method}); end bias {shown.end_bias:+.2f}; top: {top}", flush=True)
 
     # 2. Every answer in one batch: plain once per prompt, Drift per user, β and k.
     def request(prompt: str, steering, beta: float) -> Request:

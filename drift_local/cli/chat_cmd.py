@@ -36,7 +36,7 @@ def chat(
     attributes: options.Attributes = None,
     seed: options.Seed = None,
     greedy: options.Greedy = False,
-    temperature: options.Temperature = 1.0,
+    temperature: options.Temperature = None,
     top_p: options.TopP = None,
     top_k: options.TopK = 0,
     min_p: options.MinP = 0.0,
@@ -57,9 +57,9 @@ def chat(
     from drift_local.sessions.runtime import context_settings, open_models
 
     settings = settings_with(
-        beta=beta, attributes=attributes, top_p=top_p, max_tokens=max_tokens, n_ctx=n_ctx, threads=threads, n_gpu_layers=n_gpu_layers
+        beta=beta, temperature=temperature, attributes=attributes, top_p=top_p, max_tokens=max_tokens, n_ctx=n_ctx, threads=threads, n_gpu_layers=n_gpu_layers
     )
-    sampler = Sampler(sampler_settings(settings, seed=seed, greedy=greedy, temperature=temperature, top_k=top_k, min_p=min_p, repeat_penalty=repeat_penalty))
+    sampler = Sampler(sampler_settings(settings, seed=seed, greedy=greedy, top_k=top_k, min_p=min_p, repeat_penalty=repeat_penalty))
     models = open_models(settings, llm, slm)
     store = Store.open()
     target = store.get_profile(profile) if profile else None

@@ -80,6 +80,6 @@ def _side_by_side(models, steering, settings, prompt: str, seed: int, max_tokens
     conversation = [Message("user", prompt)]
     with Live(table, console=console, refresh_per_second=8):
         for key, steer in (("plain", None), ("drift", steering)):
-            sampler = Sampler(sampler_settings(settings, seed=seed, greedy=False, temperature=1.0, top_k=0, min_p=0.0, repeat_penalty=1.0))
+            sampler = Sampler(sampler_settings(settings, seed=seed, greedy=False, top_k=0, min_p=0.0, repeat_penalty=1.0))
             for step in decoder.stream(conversation, steer, decoding=decoding_of(settings), sampler=sampler, max_tokens=max_tokens):
                 texts[key].append(step.text)

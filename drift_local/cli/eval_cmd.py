@@ -21,7 +21,7 @@ def evaluate_command(
     data: Annotated[Path, typer.Option("--data", help="Pairs: JSONL {prompt, chosen, rejected}, PRISM utterances.jsonl, or HH transcripts.")],
     user: Annotated[Optional[str], typer.Option("--user", help="Only this user's pairs (PRISM files).")] = None,
     shots: Annotated[str, typer.Option("--shots", help="Training set sizes, comma separated.")] = "10,20,40",
-    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Random train/test splits per shot count.")] = 5,
+    seeds: Annotated[int, typer.Option("--seeds", min=1, help="Random train/test splits per shot count.")] = 20,
     split: Annotated[str, typer.Option("--split", help="prompt: train and test pairs never share a prompt (new prompts, as in real use); random: pairs drawn at random, the paper's way.")] = "prompt",
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Also draw accuracy against shots (the paper's Figure 3) to this PNG.")] = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip malformed lines instead of stopping.")] = False,

@@ -13,7 +13,7 @@ Beta = Annotated[Optional[float], typer.Option("--beta", help="Strength of perso
 Attributes = Annotated[Optional[int], typer.Option("--attributes", "-k", min=0, max=64, help="Number of attributes used in decoding, by largest |weight| (paper: 7).")]
 Seed = Annotated[Optional[int], typer.Option("--seed", help="Random seed: the same seed gives the same answer.")]
 Greedy = Annotated[bool, typer.Option("--greedy", help="Always take the most likely token (deterministic).")]
-Temperature = Annotated[float, typer.Option("--temperature", min=0.0, help="Sampling temperature.")]
+Temperature = Annotated[Optional[float], typer.Option("--temperature", min=0.0, help="Sampling temperature (default: config).")]
 TopP = Annotated[Optional[float], typer.Option("--top-p", min=0.0, max=1.0, help="Nucleus sampling mass (default 0.9; 1 turns it off).")]
 TopK = Annotated[int, typer.Option("--top-k", min=0, help="Keep only the k most likely tokens (0: off).")]
 MinP = Annotated[float, typer.Option("--min-p", min=0.0, max=1.0, help="Drop tokens below this fraction of the top token's probability.")]

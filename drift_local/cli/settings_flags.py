@@ -30,9 +30,9 @@ def decoding_of(settings: Settings) -> Decoding:
     return Decoding(settings.beta, settings.plausibility, settings.kl_budget)
 
 
-def sampler_settings(settings: Settings, *, seed, greedy, temperature, top_k, min_p, repeat_penalty) -> SamplerSettings:
+def sampler_settings(settings: Settings, *, seed, greedy, top_k, min_p, repeat_penalty) -> SamplerSettings:
     return SamplerSettings(
-        temperature=temperature,
+        temperature=settings.temperature,
         top_k=top_k,
         top_p=settings.top_p,
         min_p=min_p,
