@@ -23,7 +23,6 @@ that cache apart from your own.
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import time
 from pathlib import Path
@@ -114,17 +113,11 @@ def write_candidates(
 
 
 def write_user_pairs(candidates: list[dict], folder: Path) -> None:
-    from drift_local.sessions.simulated_users import SIMULATED_USERS
+    from drift_local.sessions.simulated_users import SIMULATED_USERS, decided_pairs
 
     for user in SIMULATED_USERS.values():
-        lines = []
-        for item in candidates:
-            texts = list(dict.fromkeys(a["text"] for a in item["answers"] if a["text"]))
-            for a, b in itertools.combinations(texts, 2):
-                choice = user.choose(a, b)
-                if choice != "tie":
-                    chosen, rejected = (a, b) if choice == "first" else (b, a)
-                    lines.append(json.dumps({"prompt": item["prompt"], "chosen": chosen, "rejected": rejected, "source": f"simulated:{user.name}"}))
+        pairs = decided_pairs(candidates, user)
+        lines = [json.dumps({"prompt": p, "chosen": c, "rejected": r, "source": f"simulated:{user.name}"}) for p, c, r in pairs]
         (folder / f"{user.name}.jsonl").write_text("".join(line + "\n" for line in lines))
         print(f"{user.name:16s} {len(lines):4d} pairs ({user.description})")
 

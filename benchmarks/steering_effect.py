@@ -1,17 +1,19 @@
 """The steering effect, measured: does Drift write what each simulated user prefers?
 
-For each simulated user (pairs from `benchmarks/simulated_users.py`), a profile is fitted on
-`--pairs` of its pairs. Then the LLM answers every prompt of `--prompts` (prompts in none of
+For each simulated user, a profile is fitted on `--pairs` of the pairs it decides among the
+candidate answers of `--candidates` (as `benchmarks/simulated_users.py` writes them; by
+default the committed report set). Then the LLM answers every prompt of `--prompts` (prompts in none of
 the pairs) plainly and with Drift, with the same seed, and the user's own rule judges each
 (Drift, plain) pair: the paper's Table 2 with the rule as the gold judge. A Drift answer
 only wins when it is also fluent (`drift_local/drift/fluency.py`): at least as likely under
 the plain LLM, per token, as the 10th percentile of the plain answers, and not degenerate.
 
-    python benchmarks/steering_effect.py --data DIR --prompts benchmarks/data/prompts_steer_report.txt
+    python benchmarks/steering_effect.py [--out results.json]
 
 Every answer of a run is written by one BatchDecoder, so all of them share each
-`llama_decode`. DRIFT_LOCAL_HOME should be the one the data builder scored the pairs in
-(the fits then need no scoring). Results go to `--out` as JSON, one record per answer.
+`llama_decode`. Only the fitted pairs are scored (cached in DRIFT_LOCAL_HOME's store; use
+the data builder's home to reuse its scores). Results go to `--out` as JSON, one record
+per answer.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ import numpy as np
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", required=True, help="the data builder's folder (with users/NAME.jsonl)")
-    parser.add_argument("--prompts", required=True, help="new prompts to answer, one a line")
+    here = Path(__file__).parent
+    parser.add_argument("--candidates", default=str(here / "data" / "candidates_report.json"), help="candidate answers the users' pairs come from")
+    parser.add_argument("--prompts", default=str(here / "data" / "prompts_steer_report.txt"), help="new prompts to answer, one a line")
     parser.add_argument("--users", default="all")
     parser.add_argument("--pairs", type=int, default=40, help="pairs each profile is fitted on")
     parser.add_argument("--method", default=None, help="fit method (default: fit's default)")
@@ -48,13 +51,12 @@ def main() -> None:
     from drift_local.drift.steering import Decoding
     from drift_local.engine.chat import Message
     from drift_local.engine.context import ContextSettings
-    from drift_local.profiles.importers import read_pairs
-    from drift_local.profiles.store import Store
+    from drift_local.profiles.store import PairIn, Store
     from drift_local.sessions.decoder import BatchDecoder, Request
     from drift_local.sessions.fit import DEFAULT_METHOD, fit_profile, steering_from_fit
     from drift_local.sessions.rate import read_prompts
     from drift_local.sessions.runtime import context_settings, open_models
-    from drift_local.sessions.simulated_users import SIMULATED_USERS
+    from drift_local.sessions.simulated_users import SIMULATED_USERS, decided_pairs
 
     settings = Settings()
     method = args.method or DEFAULT_METHOD
@@ -69,6 +71,9 @@ def main() -> None:
     )
     users = list(SIMULATED_USERS) if args.users == "all" else args.users.split(",")
     prompts = read_prompts(args.prompts)
+    candidates = json.loads(Path(args.candidates).read_text())
+    if {item["prompt"] for item in candidates} & set(prompts):
+        raise SystemExit("the prompts to answer must be new: some are in the candidates' prompts")
     models = open_models(settings)
     started = time.perf_counter()
 
@@ -76,7 +81,7 @@ def main() -> None:
     steerings = {}
     with Store.open() as store:
         for user in users:
-            pairs = read_pairs(Path(args.data) / "users" / f"{user}.jsonl").pairs
+            pairs = [PairIn(*pair, source=f"simulated:{user}") for pair in decided_pairs(candidates, SIMULATED_USERS[user])]
             rng = np.random.default_rng(args.seed)
             sample = [pairs[i] for i in rng.choice(len(pairs), min(args.pairs, len(pairs)), replace=False)]
             name = f"steer-{user}-{args.seed}"
@@ -101,7 +106,7 @@ def main() -> None:
     drift = {(user, k, beta, prompt): request(prompt, steerings[(user, k)], beta) for user in users for k in ks for beta in betas for prompt in prompts}
     everything = [*plain.values(), *drift.values()]
     longest_k = max(s.k for s in steerings.values())
-    n_seq = min(256, max(64, 4 * (longest_k + 2)))
+    n_seq = 256
     batch = BatchDecoder(models, ContextSettings(n_ctx=1024, threads=settings.threads), n_seq=n_seq, n_cells=n_seq * (args.max_tokens + 96))
     done, tokens = 0, 0
     waiting = list(everything)
@@ -163,11 +168,14 @@ def summarize(records: list[dict], users: list[str], ks: list[str], betas: list[
 
 
 def print_table(summary, users, ks, betas, threshold, plain_logprobs, method, alpha, budget, sampling, default_beta, args, seconds) -> None:
+    from drift_local.sessions.simulated_users import DEV_USERS
+
     print(f"\nsteering effect: {args.pairs} pairs a user, {method} fit, α {alpha:g}, KL budget {budget:g}, "
           f"temperature {sampling.temperature:g}, top-p {sampling.top_p:g}, seed {args.seed}, {seconds:.0f} s")
     print(f"fluent = mean log-prob under the plain LLM ≥ {threshold:.2f} nats/token (10th percentile of plain answers; "
           f"median {np.median(plain_logprobs):.2f}) and not degenerate")
-    print("win rate: (wins + ties/2) / prompts; a Drift answer that is not fluent counts as a loss\n")
+    print("win rate: (wins + ties/2) / prompts; a Drift answer that is not fluent counts as a loss; "
+          "† defaults were chosen on this user (on other prompts); * the default β\n")
     header = f"{'user':16s} {'k':>4s} {'β':>5s} {'win rate':>8s} {'W/T/L':>9s} {'fluent':>7s} {'log-prob':>9s} {'tokens':>13s}"
     print(header)
     for user in users:
@@ -175,7 +183,7 @@ def print_table(summary, users, ks, betas, threshold, plain_logprobs, method, al
             for beta in betas:
                 s = summary[f"{user}|{k}|{beta:g}"]
                 mark = " *" if beta == default_beta else ""
-                print(f"{user:16s} {k:>4s} {beta:5g} {s['win_rate']:8.2f} {s['wins']:3d}/{s['ties']:2d}/{s['losses']:2d} "
+                print(f"{user + (' †' if user in DEV_USERS else ''):16s} {k:>4s} {beta:5g} {s['win_rate']:8.2f} {s['wins']:3d}/{s['ties']:2d}/{s['losses']:2d} "
                       f"{s['fluent']:7.0%} {s['drift_logprob']:9.2f} {s['drift_tokens']:6.0f} vs {s['plain_tokens']:4.0f}{mark}")
     for k in ks:
         for beta in betas:

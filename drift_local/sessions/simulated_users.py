@@ -64,6 +64,28 @@ SIMULATED_USERS: dict[str, SimulatedUser] = {
 }
 
 
+# The defaults (fit method, β, k, plausibility) were chosen on these users, on the dev prompts;
+# the README reports every user, on other prompts. Benchmarks mark them.
+DEV_USERS = ("more-words", "exclamations", "bullets", "hedging")
+
+
+def decided_pairs(candidates: list[dict], user: SimulatedUser) -> list[tuple[str, str, str]]:
+    """(prompt, chosen, rejected) for every two distinct answers to one prompt that `user` decides.
+
+    `candidates`: [{"prompt": ..., "answers": [{"text": ...}, ...]}, ...], as the simulated-user
+    data builder writes them; ties are left out.
+    """
+    pairs = []
+    for item in candidates:
+        texts = list(dict.fromkeys(a["text"] for a in item["answers"] if a["text"]))
+        for i, first in enumerate(texts):
+            for second in texts[i + 1 :]:
+                choice = user.choose(first, second)
+                if choice != "tie":
+                    pairs.append((item["prompt"], *((first, second) if choice == "first" else (second, first))))
+    return pairs
+
+
 def simulated_user(name: str) -> SimulatedUser:
     from drift_local.errors import DriftError
 
