@@ -138,6 +138,13 @@ class Model:
         return bool(llama_cpp.llama_vocab_is_eog(self.vocab, token))
 
     @cached_property
+    def control_texts(self) -> tuple[str, ...]:
+        """Texts that tokenize(special=True) turns into control tokens (<|im_start|>, <s>, ...)."""
+        parsed = llama_cpp.LLAMA_TOKEN_ATTR_CONTROL | llama_cpp.LLAMA_TOKEN_ATTR_UNKNOWN
+        texts = {self.token_text(t) for t in range(self.n_vocab) if llama_cpp.llama_vocab_get_attr(self.vocab, t) & parsed}
+        return tuple(sorted(filter(None, texts), key=len, reverse=True))
+
+    @cached_property
     def end_of_generation_ids(self) -> tuple[int, ...]:
         """Every token that ends an answer (EOS, end of turn, ...)."""
         return tuple(t for t in range(self.n_vocab) if llama_cpp.llama_vocab_is_eog(self.vocab, t))
