@@ -11,3 +11,7 @@ class DriftError(Exception):
 
     def __str__(self) -> str:
         return self.message if not self.hint else f"{self.message} ({self.hint})"
+
+
+class Interrupted(KeyboardInterrupt):
+    """A Ctrl-C, with what was kept: the CLI prints "interrupted: <message>"."""

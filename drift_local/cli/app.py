@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import sqlite3
 import sys
 
 import typer
@@ -30,30 +33,61 @@ def _register() -> None:
     from drift_local.cli import demo_cmd  # noqa: F401
     from drift_local.cli import eval_cmd  # noqa: F401
     from drift_local.cli import rate_cmd  # noqa: F401
+    from drift_local.cli import doctor_cmd  # noqa: F401
 
 
 def main() -> None:
-    _register()
+    """Every failure ends in one line on stderr and an exit code (README, "Exit codes"):
+    0 done, 1 error, 2 usage error, 130 interrupted."""
     try:
+        _register()
         # Without standalone mode click returns (not raises) the code of a typer.Exit.
         code = app(standalone_mode=False)
         if isinstance(code, int) and code:
             sys.exit(code)
     except DriftError as exc:
-        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
-        if exc.hint:
-            err_console.print(f"[dim]hint: {exc.hint}[/]", highlight=False, soft_wrap=True)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted[/]")
+        _fail(exc.message, exc.hint)
+    except (KeyboardInterrupt, typer.Abort) as exc:
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not break the goodbye
+        try:
+            err_console.print(f"[yellow]interrupted[/]{f': {exc}' if str(exc) else ''}", highlight=False, soft_wrap=True)
+        finally:
+            signal.signal(signal.SIGINT, previous)
         sys.exit(130)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
-    except typer.Abort:
-        err_console.print("[yellow]aborted[/]")
-        sys.exit(130)
     except typer.TyperException as exc:  # usage errors, raised by typer's own vendored click
         if not hasattr(exc, "show"):
-            raise
+            _unexpected(exc)
         exc.show()
         sys.exit(getattr(exc, "exit_code", 2))
+    except sqlite3.Error as exc:
+        from drift_local.config import store_path
+        from drift_local.profiles.store import store_error
+
+        error = store_error(store_path(), exc, writing=False)  # writes convert their own errors
+        _fail(error.message, error.hint)
+    except MemoryError:
+        _fail("out of memory", "lower --n-ctx or the number of attributes, or close other programs")
+    except OSError as exc:  # a full disk, a vanished file, a closed pipe
+        if isinstance(exc, BrokenPipeError):
+            sys.exit(1)
+        where = f" ({exc.filename})" if exc.filename else ""
+        _fail(f"{exc.strerror or exc}{where}", "check the disk and the paths given")
+    except Exception as exc:
+        _unexpected(exc)
+
+
+def _fail(message: str, hint: str | None = None) -> None:
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    if hint:
+        err_console.print(f"[dim]hint: {hint}[/]", highlight=False, soft_wrap=True)
+    sys.exit(1)
+
+
+def _unexpected(exc: BaseException) -> None:
+    """A bug: one line by default, the traceback with DRIFT_LOCAL_DEBUG=1."""
+    if os.environ.get("DRIFT_LOCAL_DEBUG"):
+        raise exc
+    detail = " ".join(str(exc).split())[:300]
+    _fail(f"unexpected {type(exc).__name__}{f': {detail}' if detail else ''}", "run again with DRIFT_LOCAL_DEBUG=1 for the traceback, and please report it")

@@ -61,6 +61,7 @@ def evaluate_command(
         cache = RewardCache(store, model, context_settings(settings), settings.max_response_tokens)
         with token_progress(f"scoring {len(pairs)} pairs") as progress:
             cache.fill_missing(pairs, attributes, progress)
+        pairs = cache.scored_pairs(pairs, attributes)  # those that fit the scoring context
         rewards = {mode: cache.rewards(pairs, attributes, mode) for mode in ("sum", "mean")}
     result = evaluate(rewards, shot_list, seeds, split)
     if json_out:

@@ -8,7 +8,7 @@ import typer
 
 from drift_local.cli import options
 from drift_local.cli.app import app
-from drift_local.cli.common import console, print_json
+from drift_local.cli.common import console, err_console, print_json
 from drift_local.cli.progress import token_progress
 from drift_local.cli.settings_flags import settings_with
 
@@ -48,6 +48,8 @@ def fit(
                 method=settings.method, reward=settings.reward, max_response_tokens=settings.max_response_tokens, progress=progress,
             )
     record = outcome.record
+    if outcome.notice:
+        err_console.print(f"[yellow]note:[/] {outcome.notice}", soft_wrap=True)
     if json_out:
         print_json({
             "profile": profile, "method": record.method, "reward": record.reward, "model_id": record.model_id,

@@ -4,7 +4,6 @@ attributes, and show what the latest fit says a person prefers. Nothing here loa
 from __future__ import annotations
 
 import json
-import os
 import sys
 from dataclasses import asdict
 from datetime import datetime
@@ -18,8 +17,10 @@ from rich.text import Text
 
 from drift_local.cli.app import app
 from drift_local.cli.common import console, err_console, print_json
+from drift_local.cli.interrupts import held_interrupts
 from drift_local.config import load_settings
 from drift_local.errors import DriftError
+from drift_local.profiles.health import replace_durably
 from drift_local.profiles.importers import read_pairs
 from drift_local.profiles.store import FitRecord, PairIn, Profile, Store
 
@@ -167,20 +168,23 @@ def import_pairs(
 
     All pairs are added in one go, or none; pairs the profile already holds are not added twice."""
     result = read_pairs(file, user=user, skip_bad=skip_bad)
-    with Store.open() as store, store.transaction():
-        profile = _existing_or_new(store, name, create)
-        held = {(p.prompt, p.chosen, p.rejected) for p in store.list_pairs(profile)}
-        new = [p for p in result.pairs if (p.prompt, p.chosen, p.rejected) not in held]
-        store.add_pairs(profile, new)
-        total = store.count_pairs(profile)
-    already = f", {len(result.pairs) - len(new)} already there" if len(new) < len(result.pairs) else ""
-    console.print(
-        f"imported {_pairs(len(new))} into '{name}' (format: {result.format}{already}); it holds {total} now"
-    )
-    if result.skipped:
-        numbers = ", ".join(str(number) for number, _ in result.skipped[:20])
-        more = ", ..." if len(result.skipped) > 20 else ""
-        err_console.print(f"skipped malformed {result.unit}s ({len(result.skipped)}): {numbers}{more}")
+    with held_interrupts() as interrupted, Store.open() as store:
+        with store.transaction():
+            profile = _existing_or_new(store, name, create)
+            held = {(p.prompt, p.chosen, p.rejected) for p in store.list_pairs(profile)}
+            new = [p for p in result.pairs if (p.prompt, p.chosen, p.rejected) not in held]
+            store.add_pairs(profile, new)
+            total = store.count_pairs(profile)
+        already = f", {len(result.pairs) - len(new)} already there" if len(new) < len(result.pairs) else ""
+        console.print(
+            f"imported {_pairs(len(new))} into '{name}' (format: {result.format}{already}); it holds {total} now"
+        )
+        if result.skipped:
+            numbers = ", ".join(str(number) for number, _ in result.skipped[:20])
+            more = ", ..." if len(result.skipped) > 20 else ""
+            err_console.print(f"skipped malformed {result.unit}s ({len(result.skipped)}): {numbers}{more}")
+    if interrupted:
+        err_console.print("Ctrl-C came while the import was being stored; it finished first, and is kept")
 
 
 @profile_app.command("add-pair")
@@ -298,12 +302,7 @@ def _given_or_asked(value: str | None, field: str) -> str:
 
 
 def _existing_or_new(store: Store, name: str, create: bool) -> Profile:
-    try:
-        return store.get_profile(name)
-    except DriftError:
-        if not create:
-            raise
-        return store.create_profile(name)
+    return store.ensure_profile(name) if create else store.get_profile(name)
 
 
 def _split_attribute_spec(spec: str) -> tuple[str, str]:
@@ -321,7 +320,7 @@ def _write_json(path: Path, data: Any) -> None:
     partial = path.with_name(path.name + ".partial")
     try:
         partial.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        os.replace(partial, path)
+        replace_durably(partial, path)  # fsynced before and after the rename: a power cut keeps one whole file
     except OSError as exc:
         partial.unlink(missing_ok=True)
         raise DriftError(f"cannot write {path}: {exc.strerror or exc}") from None

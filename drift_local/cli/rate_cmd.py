@@ -83,9 +83,7 @@ def rate(
 
 
 def _profile(store, name: str):
-    if not any(p.name == name for p in store.list_profiles()):
-        return store.create_profile(name)
-    return store.get_profile(name)
+    return store.ensure_profile(name)
 
 
 def _score_existing(rater) -> None:

@@ -150,6 +150,27 @@ class ChatFormat:
         found = (self._control_text.search(m.content) for m in messages if self._control_text)
         return next((match.group() for match in found if match), "")
 
+    @cached_property
+    def end_of_turn(self) -> int | None:
+        """The token the template closes an assistant turn with, if it is an end-of-generation one.
+
+        A complete response's probability includes ending where it ends; the fallback
+        template closes a turn with plain text, so it has none.
+        """
+        marker = "\u2063end\u2063"
+        try:
+            rendered = self.render([Message("user", "hi"), Message("assistant", marker)], add_generation_prompt=False)
+        except TemplateRefused:  # a template may insist on a shape; then score without the end
+            return None
+        after = rendered.split(marker, 1)[1] if marker in rendered else ""
+        tokens = self.model.tokenize(after, special=True)
+        return tokens[0] if tokens and self.model.is_end_of_generation(tokens[0]) else None
+
+    def prompt_tokens(self, system: str | None, user: str) -> list[int]:
+        """The tokens before the assistant's answer to one user message."""
+        messages = ([Message("system", system)] if system is not None else []) + [Message("user", user)]
+        return self.tokens(messages)
+
 
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())

@@ -14,7 +14,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from drift_local.engine.chat import ChatFormat
-from drift_local.engine.context import Context, PromptTooLong
+from drift_local.engine.context import Context
 from drift_local.engine.plan import Node
 
 _LSE_BLOCK = 32  # rows at a time: bounds temporary memory for 128k-token vocabularies
@@ -77,7 +77,8 @@ class Scorer:
         requests: Sequence[ScoreRequest],
         progress: Callable[[int], None] | None = None,
     ) -> list[list[ResponseScore]]:
-        """Scores of each request's responses, in order. `progress(n)` reports tokens covered."""
+        """Scores of each request's responses, in order; None for a response that does not fit
+        the context with its prompt (callers leave it out). `progress(n)` reports tokens covered."""
         sequences = self._sequences(requests)
         results: list[list[ResponseScore | None]] = [[None] * len(r.responses) for r in requests]
         for wave in self._waves(sequences):
@@ -86,7 +87,7 @@ class Scorer:
                 results[item.request][item.response] = scored
             if progress:
                 progress(sum(len(s.tokens) for s in wave))
-        return results  # type: ignore[return-value]
+        return results
 
     def _sequences(self, requests: Sequence[ScoreRequest]) -> list[_Sequence]:
         model = self.chat.model
@@ -100,13 +101,8 @@ class Scorer:
                 elif self.chat.end_of_turn is not None:
                     answer.append(self.chat.end_of_turn)  # a whole response also ends where it ends
                 tokens = prompt + answer
-                if len(tokens) > self.context.n_ctx_seq:
-                    raise PromptTooLong(
-                        f"a prompt and response of {len(tokens)} tokens do not fit the scoring context "
-                        f"of {self.context.n_ctx_seq} tokens (prompt starts {request.prompt[:40]!r})",
-                        "cap scored responses with --max-response-tokens, or raise --n-ctx",
-                    )
-                out.append(_Sequence(index, r, tokens, len(prompt)))
+                if len(tokens) <= self.context.n_ctx_seq:
+                    out.append(_Sequence(index, r, tokens, len(prompt)))
         # Neighbours with the same system prompt share its tokens within a wave.
         return sorted(out, key=lambda s: (requests[s.request].system or "", s.request))
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from drift_local.errors import DriftError
-from drift_local.profiles.store import PairIn
+from drift_local.profiles.store import PairIn, is_unicode
 
 MAX_LINE_BYTES = 1_000_000
 MAX_DOCUMENT_BYTES = 256_000_000  # a whole-file JSON array or export is read into memory
@@ -106,7 +106,7 @@ def _first_line_is_json(path: Path) -> bool:
         line = file.readline(MAX_LINE_BYTES)
     try:
         json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     return True
 
@@ -123,6 +123,8 @@ def _load_document(path: Path) -> Any:
         raise DriftError(f"{path} is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise DriftError(f"{path} is not valid JSON: {exc.msg} at line {exc.lineno}") from None
+    except (ValueError, RecursionError) as exc:  # a number of 5,000 digits, arrays nested 200,000 deep
+        raise DriftError(f"{path} is not JSON drift-local can read: {_json_problem(exc)}") from None
 
 
 def _load_export(path: Path) -> list | None:
@@ -156,9 +158,17 @@ def _jsonl_records(path: Path) -> _Records:
             records.bad.append((number, "not UTF-8 text"))
         except json.JSONDecodeError as exc:
             records.bad.append((number, f"not valid JSON ({exc.msg})"))
+        except (ValueError, RecursionError) as exc:
+            records.bad.append((number, f"not JSON drift-local can read ({_json_problem(exc)})"))
         else:
             _add_record(records, number, obj)
     return records
+
+
+def _json_problem(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return "a number too long" if "digits" in str(exc) else str(exc).split(";")[0][:80]
 
 
 def _add_record(records: _Records, number: int, obj: Any) -> None:
@@ -238,8 +248,8 @@ def _pair_from_object(obj: dict) -> PairIn:
     if not isinstance(tie, bool):
         raise _Malformed(f"'tie' must be true or false, not {_describe(tie)}")
     source = obj.get("source", "")
-    if not isinstance(source, str):
-        raise _Malformed(f"'source' must be a string, not {_describe(source)}")
+    if not isinstance(source, str) or not is_unicode(source):
+        raise _Malformed(f"'source' must be a string of valid Unicode text, not {_describe(source)}")
     prompt, chosen, rejected = (_text(obj, key) for key in ("prompt", "chosen", "rejected"))
     return PairIn(prompt, chosen, rejected, tie=tie, source=source)
 
@@ -302,7 +312,7 @@ def _pairs_against(winner: _Rated, responses: list[_Rated], source: str) -> list
 
 def _interaction_id(obj: dict) -> str:
     value = obj.get("interaction_id")
-    if isinstance(value, str) and value.strip():
+    if isinstance(value, str) and value.strip() and is_unicode(value):
         return value
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
@@ -326,6 +336,8 @@ def _text(obj: dict, key: str) -> str:
         raise _Malformed(f"'{key}' must be a string, not {_describe(value)}")
     if not value.strip():
         raise _Malformed(f"'{key}' is empty")
+    if not is_unicode(value):
+        raise _Malformed(f"'{key}' is not valid Unicode text (a lone surrogate)")
     return value
 
 

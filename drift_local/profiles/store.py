@@ -9,6 +9,12 @@ every committed transaction and nothing half-written.
 `synchronous=FULL` (an fsync per commit) rather than NORMAL: with WAL, NORMAL can lose the
 last commits on a power cut. Those commits are pairs a person rated by hand and cannot be
 recomputed, and writes come at human pace or in large batches, so the fsync costs nothing.
+
+Damage: before a connection first writes, it runs `PRAGMA quick_check` (about 3 ms per MB of
+database) and refuses to write into a damaged file. After a commit, when the newest backup
+is over 15 minutes old, the store is checked again and backed up (profiles/health.py).
+Reads need no check: a read that meets a damaged page fails with one line that says what to do. A store in a read-only
+folder opens read-only: everything can be read, nothing written.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from typing import Any
 from drift_local import config
 from drift_local.attributes import Attribute, AttributeSet, paper_attributes
 from drift_local.errors import DriftError
+from drift_local.profiles import health
 
 BUSY_TIMEOUT_S = 10.0
 LOOKUP_BATCH = 500  # keys per SELECT ... IN (...); well under SQLite's variable limit
@@ -221,6 +228,45 @@ def _check_name(kind: str, name: str) -> None:
 def _check_text(what: str, value: Any) -> None:
     if not isinstance(value, str) or not value.strip():
         raise DriftError(f"{what} must be non-empty text, got {value!r:.40}")
+    if not is_unicode(value):
+        raise DriftError(f"{what} is not valid Unicode text (it holds a lone surrogate), got {value!r:.40}")
+
+
+def is_unicode(text: str) -> bool:
+    """Whether `text` can be stored as UTF-8 (JSON and command lines can carry lone surrogates)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def is_storage_error(exc: BaseException) -> bool:
+    """A failure of the file or the disk (full, read-only, damaged), not of a statement."""
+    return isinstance(exc, sqlite3.OperationalError) or type(exc) is sqlite3.DatabaseError
+
+
+def store_error(path: Path, exc: sqlite3.Error, writing: bool = True) -> DriftError:
+    """What a SQLite error means for the user, as one line and what to do next."""
+    message = str(exc)
+    if "full" in message:
+        return DriftError(
+            f"the disk holding {path} is full: nothing of this change was stored, everything stored before is kept",
+            hint="free some disk space and run the command again",
+        )
+    if isinstance(exc, sqlite3.OperationalError) and "readonly" in message:
+        return DriftError(f"the store {path} is read-only", hint="make its folder writable, or copy it and point DRIFT_LOCAL_HOME at the copy")
+    if isinstance(exc, sqlite3.OperationalError) and "malformed" not in message:
+        return DriftError(f"cannot use the store {path}: {message}")
+    return damaged(path, message, writing)
+
+
+def damaged(path: Path, problem: str, writing: bool = True) -> DriftError:
+    return DriftError(
+        f"the store {path} is damaged ({problem})" + ("; nothing was written to it" if writing else ""),
+        hint="see what is wrong with drift-local doctor, and restore the newest good backup with drift-local doctor --restore "
+        "(drift-local profile export NAME FILE first saves a profile whose pages are still readable)",
+    )
 
 
 def _check_pair(index: int, pair: PairIn) -> None:
@@ -228,7 +274,7 @@ def _check_pair(index: int, pair: PairIn) -> None:
         _check_text(f"pair {index}: '{field}'", getattr(pair, field))
     if not isinstance(pair.tie, bool):
         raise DriftError(f"pair {index}: 'tie' must be true or false, got {pair.tie!r:.40}")
-    if not isinstance(pair.source, str):
+    if not isinstance(pair.source, str) or not is_unicode(pair.source):
         raise DriftError(f"pair {index}: 'source' must be text, got {pair.source!r:.40}")
 
 
@@ -239,27 +285,29 @@ class Store:
     def __init__(self, path: Path):
         self.path = Path(path)
         self._depth = 0  # nesting level of transaction()
+        self._checked = False  # quick_check passed on this connection: it may write
+        self.read_only = False
         try:
-            # timeout: the busy timeout. isolation_level None: no implicit BEGINs; transaction()
-            # issues its own.
-            self._conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise DriftError(f"cannot open the store {self.path}: {exc}") from None
+            self._conn = self._connect()
+        except sqlite3.DatabaseError as exc:
+            raise self._unusable(exc) from None
         try:
             self._configure()
             self._migrate()
-        except sqlite3.OperationalError as exc:
+        except sqlite3.DatabaseError as exc:
             self._conn.close()
-            raise DriftError(f"cannot open the store {self.path}: {exc}") from None
-        except sqlite3.DatabaseError as exc:  # not a SQLite file, or a damaged one
-            self._conn.close()
-            raise DriftError(
-                f"{self.path} is not a usable drift-local store: {exc}",
-                hint="move the file away; a new, empty store is created next time",
-            ) from None
+            raise self._unusable(exc) from None
         except BaseException:
             self._conn.close()
             raise
+
+    def _unusable(self, exc: sqlite3.DatabaseError) -> DriftError:
+        if isinstance(exc, sqlite3.OperationalError):
+            return DriftError(f"cannot open the store {self.path}: {exc}")
+        return DriftError(  # not a SQLite file, or a damaged one
+            f"{self.path} is not a usable drift-local store: {exc}",
+            hint="drift-local doctor says what is wrong and can restore the last backup (--restore)",
+        )
 
     @classmethod
     def open(cls, path: Path | None = None) -> Store:
@@ -278,15 +326,48 @@ class Store:
 
     # -- connection, transactions, schema ---------------------------------------------------
 
+    def _connect(self) -> sqlite3.Connection:
+        """A connection for reading and writing; a read-only one where the folder or file is read-only."""
+        # timeout: the busy timeout. isolation_level None: no implicit BEGINs; transaction()
+        # issues its own.
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        try:
+            conn.execute("PRAGMA journal_mode").fetchone()
+            return conn
+        except sqlite3.OperationalError as exc:
+            conn.close()
+            if "readonly" not in str(exc) and "unable to open" not in str(exc) or not self.path.is_file():
+                raise
+        # WAL needs its -shm file beside the database; in a read-only folder there is none,
+        # and nobody can be writing: read the file as it is.
+        self.read_only = True
+        uri = f"{self.path.resolve().as_uri()}?mode=ro&immutable=1"
+        return sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+
     def _configure(self) -> None:
-        self._conn.execute("PRAGMA journal_mode = WAL")
+        if not self.read_only and self._conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+            self._conn.execute("PRAGMA journal_mode = WAL")
         self._conn.execute("PRAGMA synchronous = FULL")
         self._conn.execute("PRAGMA foreign_keys = ON")
+
+    def check(self, full: bool = False) -> list[str]:
+        """Problems SQLite finds in the file (empty: none). `full` also checks every index's content."""
+        return health.check_file(self._conn, full)
+
+    def _check_before_writing(self) -> None:
+        if self._checked:
+            return
+        problems = self.check()
+        if problems:
+            raise damaged(self.path, problems[0])
+        self._checked = True
 
     def schema_version(self) -> int:
         return self._conn.execute("PRAGMA user_version").fetchone()[0]
 
     def _migrate(self) -> None:
+        if self.read_only and self._checked_version() < SCHEMA_VERSION:
+            raise DriftError(f"the store {self.path} needs an upgrade, and it is read-only", hint="make its folder writable once")
         while (version := self._checked_version()) < SCHEMA_VERSION:
             with self.transaction():
                 # Re-read under the write lock: another process may have migrated meanwhile.
@@ -319,22 +400,35 @@ class Store:
             finally:
                 self._depth -= 1
             return
+        if self.read_only:
+            raise store_error(self.path, sqlite3.OperationalError("readonly"))
         try:
+            self._check_before_writing()
             self._conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc):
-                raise DriftError(f"cannot write to the store {self.path}: {exc}") from None
+                raise store_error(self.path, exc) from None
             raise DriftError(
                 f"the store {self.path} stayed locked for {BUSY_TIMEOUT_S:g} s",
                 hint="another drift-local process is writing to it; try again",
             ) from None
+        except sqlite3.DatabaseError as exc:
+            if not is_storage_error(exc):
+                raise
+            raise store_error(self.path, exc) from None
         self._depth = 1
         try:
             yield
             self._conn.execute("COMMIT")
-        except BaseException:
+            health.keep_if_due(self._conn, self.path)
+        except BaseException as exc:
             if self._conn.in_transaction:
-                self._conn.execute("ROLLBACK")
+                try:
+                    self._conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # SQLite rolls back by itself when a statement fails this badly
+            if is_storage_error(exc):
+                raise store_error(self.path, exc) from None
             raise
         finally:
             self._depth = 0
@@ -359,6 +453,15 @@ class Store:
                 "INSERT INTO profiles (name, created) VALUES (?, ?)", (name, created)
             )
         return Profile(cursor.lastrowid, name, created)
+
+    def ensure_profile(self, name: str) -> Profile:
+        """The profile named `name`, created if it does not exist; safe when two processes race."""
+        _check_name("profile", name)
+        with self.transaction():
+            self._conn.execute(
+                "INSERT INTO profiles (name, created) VALUES (?, ?) ON CONFLICT (name) DO NOTHING", (name, _now())
+            )
+            return self.get_profile(name)
 
     def _find_profile(self, name: str) -> Profile | None:
         rows = self._rows("SELECT id, name, created FROM profiles WHERE name = ?", (name,))

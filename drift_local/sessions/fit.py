@@ -10,7 +10,7 @@ import numpy as np
 from drift_local.drift.approx import DEFAULT_METHOD, Fit, Pairs, fit_pairs, sign_stability, top_k
 from drift_local.engine.context import ContextSettings
 from drift_local.engine.model import Model
-from drift_local.errors import DriftError
+from drift_local.errors import DriftError, Interrupted
 from drift_local.profiles.store import FitRecord, Profile, Store
 from drift_local.sessions.decoder import Steering
 from drift_local.sessions.rewards import PairText, RewardCache
@@ -27,21 +27,28 @@ class FitOutcome:
     record: FitRecord
     fit: Fit
     scored_tokens: int  # 0 when every reward was cached
+    notice: str | None = None  # what the user should know: pairs left out
 
 
 def profile_pairs(store: Store, profile: Profile) -> list[PairText]:
-    return [PairText(p.prompt, p.chosen, p.rejected) for p in store.list_pairs(profile, include_ties=False)]
+    return [PairText(p.prompt, p.chosen, p.rejected, p.id) for p in store.list_pairs(profile, include_ties=False)]
 
 
-def save_fit(store: Store, profile: Profile, slm: Model, pairs: Pairs, fit: Fit, names: list[str], reward: str) -> FitRecord:
-    """Store a fit with how stable each weight's sign is; returns the stored record."""
+def save_fit(
+    store: Store, profile: Profile, slm: Model, pairs: Pairs, fit: Fit, names: list[str], reward: str, n_pairs: int | None = None
+) -> FitRecord:
+    """Store a fit with how stable each weight's sign is; returns the stored record.
+
+    `n_pairs`: the pairs the fit was made for, those left out as too long included (default:
+    those fitted), so that the fit is not stale while the profile's pairs stay the same.
+    """
     stability = sign_stability(pairs, fit, SIGN_RESAMPLES, np.random.default_rng(0))
     record_id = store.save_fit(
         profile,
         model_id=slm.fingerprint,
         method=fit.method,
         reward=reward,
-        n_pairs=fit.n_pairs,
+        n_pairs=fit.n_pairs if n_pairs is None else n_pairs,
         names=names,
         weights=fit.weights.tolist(),
         preference=fit.preference.tolist(),
@@ -66,18 +73,50 @@ def fit_profile(
 ) -> FitOutcome:
     pairs = profile_pairs(store, profile)
     if not pairs:
-        raise DriftError(
-            f"profile '{profile.name}' has no preference pairs yet",
-            f"add some: drift-local profile import {profile.name} FILE, or drift-local rate --profile {profile.name}",
-        )
+        raise _nothing_to_fit(store, profile)
     attributes = store.active_attributes(profile)
     if not attributes.attributes:
         raise DriftError(f"profile '{profile.name}' has every attribute disabled", "enable some: drift-local profile attributes")
     cache = RewardCache(store, slm, settings, max_response_tokens)
-    scored = cache.fill_missing(pairs, attributes, progress)
-    rewards = cache.rewards(pairs, attributes, reward)
+    try:
+        scored = cache.fill_missing(pairs, attributes, progress)
+    except KeyboardInterrupt:
+        raise Interrupted(f"the {cache.stored} scores computed before it are stored; fit again to go on from there") from None
+    usable = cache.scored_pairs(pairs, attributes)
+    notice = _left_out(profile, pairs, usable, cache.context_tokens)
+    if not usable:
+        raise DriftError(notice or "no pair could be scored", "raise --n-ctx, or cap scored responses with --max-response-tokens")
+    rewards = cache.rewards(usable, attributes, reward)
     fit = fit_pairs(rewards, method)
-    return FitOutcome(save_fit(store, profile, slm, rewards, fit, attributes.names, reward), fit, scored)
+    record = save_fit(store, profile, slm, rewards, fit, attributes.names, reward, n_pairs=len(pairs))
+    return FitOutcome(record, fit, scored, notice)
+
+
+def _nothing_to_fit(store: Store, profile: Profile) -> DriftError:
+    ties = store.count_pairs(profile)  # fits leave ties out, so every pair held is one
+    if ties:
+        return DriftError(
+            f"profile '{profile.name}' holds only ties ({ties} pair{'s' if ties > 1 else ''} with no preferred answer): nothing to fit yet",
+            f"choose between two answers: drift-local rate --profile {profile.name}",
+        )
+    return DriftError(
+        f"profile '{profile.name}' has no preference pairs yet",
+        f"add some: drift-local profile import {profile.name} FILE, or drift-local rate --profile {profile.name}",
+    )
+
+
+def _left_out(profile: Profile, pairs: list[PairText], usable: list[PairText], context_tokens: int) -> str | None:
+    """Pairs too long for the scoring context are left out of a fit, never block it; say which."""
+    kept = {id(p) for p in usable}
+    ids = [f"#{p.id}" for p in pairs if id(p) not in kept]
+    if not ids:
+        return None
+    shown = ", ".join(ids[:10]) + (", ..." if len(ids) > 10 else "")
+    return (
+        f"{len(ids)} of the {len(pairs)} pairs of '{profile.name}' do not fit the scoring context of {context_tokens} "
+        f"tokens with their prompt and were left out ({shown}); raise --n-ctx to include them, or remove them: "
+        f"drift-local profile rm-pair {profile.name} ID"
+    )
 
 
 def steering_from_fit(record: FitRecord, store: Store, profile: Profile, k: int) -> Steering:
@@ -125,10 +164,12 @@ def profile_steering(
     """The profile's steering for this sLM, refitting if pairs changed; or None and why."""
     n_pairs = store.count_pairs(profile, include_ties=False)  # fits leave ties out
     if n_pairs == 0:
-        return None, f"profile '{profile.name}' has no preference pairs yet: plain decoding"
+        return None, f"{_nothing_to_fit(store, profile).message}: plain decoding"
     record = store.latest_fit(profile, slm.fingerprint)
+    notice = None
     if is_stale(record, n_pairs, method, reward, store.active_attributes(profile).names):
-        record = fit_profile(
+        outcome = fit_profile(
             store, profile, slm, settings, method=method, reward=reward, max_response_tokens=max_response_tokens, progress=progress
-        ).record
-    return steering_from_fit(record, store, profile, k), None
+        )
+        record, notice = outcome.record, outcome.notice
+    return steering_from_fit(record, store, profile, k), notice

@@ -135,11 +135,12 @@ class Rater:
         except DriftError:  # e.g. only ties so far: no direction yet
             self.fit = None
         if self.fit is not None:
-            save_fit(self.store, self.profile, self.cache.slm, rewards, self.fit, self.attributes.names, self.reward)
+            n_pairs = self.store.count_pairs(self.profile, include_ties=False)  # too-long pairs left out included
+            save_fit(self.store, self.profile, self.cache.slm, rewards, self.fit, self.attributes.names, self.reward, n_pairs)
         return self.fit
 
     def _rewards(self):
-        pairs = profile_pairs(self.store, self.profile)
+        pairs = self.cache.scored_pairs(profile_pairs(self.store, self.profile), self.attributes)
         return self.cache.rewards(pairs, self.attributes, self.reward) if pairs else None
 
 

@@ -7,7 +7,7 @@ what is new, and refits are instant.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
@@ -31,6 +31,7 @@ class PairText:
     prompt: str
     chosen: str
     rejected: str
+    id: int | None = field(default=None, compare=False)  # the stored pair's, for messages
 
 
 class RewardCache:
@@ -39,7 +40,14 @@ class RewardCache:
         self.slm = slm
         self.settings = settings
         self.cap = max_response_tokens
+        self.stored = 0  # scores stored by fill() so far
         self._scorer: Scorer | None = None
+
+    @property
+    def context_tokens(self) -> int:
+        """The tokens a prompt and one response may have together to be scored."""
+        n_ctx = max(self.settings.n_ctx, 2048)
+        return min(n_ctx, self.slm.n_ctx_train) if self.slm.n_ctx_train > 0 else n_ctx
 
     @property
     def scorer(self) -> Scorer:
@@ -70,7 +78,9 @@ class RewardCache:
         progress: Callable[[int], None] | None = None,
         chunk_requests: int = SCORING_SEQUENCES // 2,
     ) -> None:
-        """Score and store, one committed chunk at a time: an interruption keeps finished work."""
+        """Score and store, one committed chunk at a time: an interruption keeps finished work.
+
+        Responses too long for the context with their prompt are not stored (see scored_pairs)."""
         for first in range(0, len(requests), chunk_requests):
             chunk = requests[first : first + chunk_requests]
             scored = self.scorer.score(chunk, progress)
@@ -78,8 +88,16 @@ class RewardCache:
                 (request.system, request.prompt, response, result.logprob, result.n_tokens)
                 for request, results in zip(chunk, scored)
                 for response, result in zip(request.responses, results)
+                if result is not None
             ]
             self.store.put_logprobs(self.slm.fingerprint, self.cap, rows)
+            self.stored += len(rows)
+
+    def scored_pairs(self, pairs: Sequence[PairText], attributes: AttributeSet) -> list[PairText]:
+        """The pairs whose every score is cached: after fill_missing, those that fit the context."""
+        cached = self.store.get_logprobs(self.slm.fingerprint, self.cap, _keys(pairs, attributes))
+        systems = [attributes.base, *attributes.prompts]
+        return [p for p in pairs if all((s, p.prompt, r) in cached for s in systems for r in (p.chosen, p.rejected))]
 
     def fill_missing(
         self,
