@@ -8,12 +8,30 @@ import sqlite3
 import sys
 
 import typer
+import typer.core
 
 from drift_local.cli.common import err_console
 from drift_local.errors import DriftError
 
+class _CommandInterrupted(Exception):
+    """A Ctrl-C inside a command, carried past typer (which would make it a bare exit 130)."""
+
+    def __init__(self, interrupt: KeyboardInterrupt):
+        super().__init__(str(interrupt))
+        self.interrupt = interrupt
+
+
+class _Commands(typer.core.TyperGroup):
+    def invoke(self, ctx: typer.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            raise _CommandInterrupted(exc) from None
+
+
 app = typer.Typer(
     name="drift-local",
+    cls=_Commands,
     help="Personalize a local LLM to one person from a few dozen of their choices, with no training.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -47,15 +65,14 @@ def main() -> None:
             sys.exit(code)
     except DriftError as exc:
         _fail(exc.message, exc.hint)
-    except (KeyboardInterrupt, typer.Abort) as exc:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not break the goodbye
-        try:
-            err_console.print(f"[yellow]interrupted[/]{f': {exc}' if str(exc) else ''}", highlight=False, soft_wrap=True)
-        finally:
-            signal.signal(signal.SIGINT, previous)
-        sys.exit(130)
+    except KeyboardInterrupt as exc:
+        _interrupted(exc)
+    except _CommandInterrupted as exc:
+        _interrupted(exc.interrupt)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
+    except typer.Abort:
+        _interrupted(None)
     except typer.TyperException as exc:  # usage errors, raised by typer's own vendored click
         if not hasattr(exc, "show"):
             _unexpected(exc)
@@ -76,6 +93,17 @@ def main() -> None:
         _fail(f"{exc.strerror or exc}{where}", "check the disk and the paths given")
     except Exception as exc:
         _unexpected(exc)
+
+
+def _interrupted(exc: KeyboardInterrupt | None) -> None:
+    """Exit 130 with one line; errors.Interrupted says what was kept."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not break the goodbye
+    try:
+        detail = f": {exc}" if exc is not None and str(exc) else ""
+        err_console.print(f"[yellow]interrupted[/]{detail}", highlight=False, soft_wrap=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    sys.exit(130)
 
 
 def _fail(message: str, hint: str | None = None) -> None:

@@ -64,7 +64,7 @@ class ChatFormat:
         try:
             self._template = self._env.from_string(model.chat_template or FALLBACK_TEMPLATE)
         except TemplateLimit as exc:
-            raise DriftError(f"the chat template of {model.path.name} is too large: {exc}", TEMPLATE_HINT) from None
+            raise DriftError(f"the chat template of {model.path.name} was stopped: {exc}", TEMPLATE_HINT) from None
         except Exception as exc:  # any parse failure, RecursionError included: the template is data we did not write
             raise DriftError(f"the chat template of {model.path.name} does not parse: {_one_line(exc)}", TEMPLATE_HINT) from None
         self._bos_text = model.token_bytes(model.bos, special=True).decode("utf-8", "replace") if model.bos >= 0 else ""

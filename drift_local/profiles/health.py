@@ -78,7 +78,7 @@ def _holds_profiles(conn: sqlite3.Connection) -> bool:
 def write_backup(conn: sqlite3.Connection, store_path: Path) -> Path:
     target = folder(store_path)
     target.mkdir(exist_ok=True)
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+    stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
     path = target / f"{store_path.stem}-{stamp}.db"
     partial = path.with_name(path.name + ".partial")
     try:
