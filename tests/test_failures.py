@@ -116,7 +116,7 @@ def test_a_pair_too_long_to_score_is_left_out_never_blocking_the_profile(cli, ti
             *[PairIn(f"question {i}", f"a short answer {i}.", f"a much longer answer {i} you are.") for i in range(3)],
         ])
         outcome = fit_profile(store, profile, model, ContextSettings(n_ctx=512))
-        assert outcome.record.n_pairs == 4 and outcome.fit.n_pairs == 3
+        assert outcome.record.n_pairs == outcome.fit.n_pairs == 3 and outcome.record.n_left_out == 1
         assert f"1 of the 4 pairs of 'me' do not fit the scoring context of 512 tokens" in outcome.notice
         assert f"(#{long_id})" in outcome.notice
         steering, notice = profile_steering(store, profile, model, ContextSettings(n_ctx=512), 7)

@@ -114,6 +114,7 @@ class FitRecord:
     regularization: float | None = None  # the L2 strength chosen from the pairs (bt)
     length_weight: float = 0.0  # reward per token of answer length (bt)
     answer_tokens: float = 0.0  # mean length of the fitted pairs' answers, in tokens
+    n_left_out: int = 0  # pairs too long to score, left out of this fit
 
 
 @dataclass(frozen=True)
@@ -207,8 +208,13 @@ def _migrate_v3(conn: sqlite3.Connection) -> None:
     conn.execute("UPDATE fits SET method = 'paper' WHERE method = 'qp'")  # the closed form's new name
 
 
+def _migrate_v4(conn: sqlite3.Connection) -> None:
+    # Pairs too long for the scoring context are left out of a fit; it records how many.
+    conn.execute("ALTER TABLE fits ADD COLUMN n_left_out INTEGER NOT NULL DEFAULT 0")
+
+
 # Migration i brings the schema from version i to i + 1. Append only; never edit a released one.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_v1, _migrate_v2, _migrate_v3]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_v1, _migrate_v2, _migrate_v3, _migrate_v4]
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -678,6 +684,7 @@ class Store:
         regularization: float | None = None,
         length_weight: float = 0.0,
         answer_tokens: float = 0.0,
+        n_left_out: int = 0,
     ) -> int:
         if not names or not len(names) == len(weights) == len(preference):
             raise DriftError(
@@ -688,14 +695,14 @@ class Store:
             return self._conn.execute(
                 """INSERT INTO fits (profile_id, created, model_id, method, reward, n_pairs,
                                      names, weights, preference, sign_stability, regularization,
-                                     length_weight, answer_tokens)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                                     length_weight, answer_tokens, n_left_out)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     profile.id, _now(), model_id, method, reward, int(n_pairs), json.dumps(list(names)),
                     json.dumps([float(w) for w in weights]), json.dumps([float(p) for p in preference]),
                     None if sign_stability is None else json.dumps([float(x) for x in sign_stability]),
                     None if regularization is None else float(regularization),
-                    float(length_weight), float(answer_tokens),
+                    float(length_weight), float(answer_tokens), int(n_left_out),
                 ),
             ).lastrowid
 
@@ -711,7 +718,7 @@ class Store:
         # SQLite reads LIMIT -1 as no limit.
         rows = self._rows(
             """SELECT id, created, model_id, method, reward, n_pairs, names, weights, preference,
-                      sign_stability, regularization, length_weight, answer_tokens
+                      sign_stability, regularization, length_weight, answer_tokens, n_left_out
                FROM fits WHERE profile_id = ? AND (? IS NULL OR model_id = ?)
                ORDER BY id DESC LIMIT ?""",
             (profile.id, model_id, model_id, limit),

@@ -35,12 +35,11 @@ def profile_pairs(store: Store, profile: Profile) -> list[PairText]:
 
 
 def save_fit(
-    store: Store, profile: Profile, slm: Model, pairs: Pairs, fit: Fit, names: list[str], reward: str, n_pairs: int | None = None
+    store: Store, profile: Profile, slm: Model, pairs: Pairs, fit: Fit, names: list[str], reward: str, n_left_out: int = 0
 ) -> FitRecord:
     """Store a fit with how stable each weight's sign is; returns the stored record.
 
-    `n_pairs`: the pairs the fit was made for, those left out as too long included (default:
-    those fitted), so that the fit is not stale while the profile's pairs stay the same.
+    `n_left_out`: pairs too long to score, left out (is_stale counts them as seen).
     """
     stability = sign_stability(pairs, fit, SIGN_RESAMPLES, np.random.default_rng(0))
     record_id = store.save_fit(
@@ -48,7 +47,7 @@ def save_fit(
         model_id=slm.fingerprint,
         method=fit.method,
         reward=reward,
-        n_pairs=fit.n_pairs if n_pairs is None else n_pairs,
+        n_pairs=fit.n_pairs,
         names=names,
         weights=fit.weights.tolist(),
         preference=fit.preference.tolist(),
@@ -56,6 +55,7 @@ def save_fit(
         regularization=fit.regularization,
         length_weight=fit.length_weight,
         answer_tokens=float(np.mean(np.concatenate([pairs.win_tokens, pairs.lose_tokens]))),
+        n_left_out=n_left_out,
     )
     return next(r for r in store.fit_history(profile, limit=5) if r.id == record_id)
 
@@ -88,7 +88,7 @@ def fit_profile(
         raise DriftError(notice or "no pair could be scored", "raise --n-ctx, or cap scored responses with --max-response-tokens")
     rewards = cache.rewards(usable, attributes, reward)
     fit = fit_pairs(rewards, method)
-    record = save_fit(store, profile, slm, rewards, fit, attributes.names, reward, n_pairs=len(pairs))
+    record = save_fit(store, profile, slm, rewards, fit, attributes.names, reward, n_left_out=len(pairs) - len(usable))
     return FitOutcome(record, fit, scored, notice)
 
 
@@ -146,7 +146,8 @@ def end_bias(length_weight: float, answer_tokens: float) -> float:
 
 def is_stale(record: FitRecord | None, n_pairs: int, method: str, reward: str, names: list[str]) -> bool:
     """A fit is out of date when the pairs, the method, the reward mode or the attributes changed."""
-    return record is None or (record.n_pairs, record.method, record.reward, record.names) != (n_pairs, method, reward, names)
+    seen = None if record is None else record.n_pairs + record.n_left_out
+    return record is None or (seen, record.method, record.reward, record.names) != (n_pairs, method, reward, names)
 
 
 def profile_steering(

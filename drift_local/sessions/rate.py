@@ -135,8 +135,8 @@ class Rater:
         except DriftError:  # e.g. only ties so far: no direction yet
             self.fit = None
         if self.fit is not None:
-            n_pairs = self.store.count_pairs(self.profile, include_ties=False)  # too-long pairs left out included
-            save_fit(self.store, self.profile, self.cache.slm, rewards, self.fit, self.attributes.names, self.reward, n_pairs)
+            left_out = self.store.count_pairs(self.profile, include_ties=False) - self.fit.n_pairs  # too long to score
+            save_fit(self.store, self.profile, self.cache.slm, rewards, self.fit, self.attributes.names, self.reward, left_out)
         return self.fit
 
     def _rewards(self):
