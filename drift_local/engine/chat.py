@@ -12,12 +12,11 @@ control token); the messages' text never is, so a message cannot inject control 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cached_property
 from typing import Sequence
-
-import re
 
 import llama_cpp
 

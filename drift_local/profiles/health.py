@@ -57,12 +57,12 @@ def keep_if_due(conn: sqlite3.Connection, store_path: Path) -> Path | None:
     Best effort: a failed backup (full disk, read-only folder) must not undo or fail the
     write it follows; `drift-local doctor` shows how old the newest backup is.
     """
-    existing = backups(store_path)
-    if existing and time.time() - existing[0].stat().st_mtime < EVERY_S:
-        return None
-    if not _holds_profiles(conn) or check_file(conn):
-        return None  # nothing stored yet, or a damaged store: never rotate a good backup out for it
     try:
+        existing = backups(store_path)
+        if existing and time.time() - existing[0].stat().st_mtime < EVERY_S:
+            return None
+        if not _holds_profiles(conn) or check_file(conn):
+            return None  # nothing stored yet, or a damaged store: never rotate a good backup out for it
         return write_backup(conn, store_path)
     except (OSError, sqlite3.Error):
         return None

@@ -13,8 +13,8 @@ recomputed, and writes come at human pace or in large batches, so the fsync cost
 Damage: before a connection first writes, it runs `PRAGMA quick_check` (about 3 ms per MB of
 database) and refuses to write into a damaged file. After a commit, when the newest backup
 is over 15 minutes old, the store is checked again and backed up (profiles/health.py).
-Reads need no check: a read that meets a damaged page fails with one line that says what to do. A store in a read-only
-folder opens read-only: everything can be read, nothing written.
+Reads need no check: a read that meets a damaged page fails with one line that says what to
+do. A store in a read-only folder opens read-only: everything can be read, nothing written.
 """
 
 from __future__ import annotations
@@ -342,7 +342,7 @@ class Store:
             return conn
         except sqlite3.OperationalError as exc:
             conn.close()
-            if "readonly" not in str(exc) and "unable to open" not in str(exc) or not self.path.is_file():
+            if not self.path.is_file() or ("readonly" not in str(exc) and "unable to open" not in str(exc)):
                 raise
         # WAL needs its -shm file beside the database; in a read-only folder there is none,
         # and nobody can be writing: read the file as it is.

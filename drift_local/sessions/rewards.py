@@ -44,15 +44,18 @@ class RewardCache:
         self._scorer: Scorer | None = None
 
     @property
+    def _n_ctx(self) -> int:
+        return max(self.settings.n_ctx, 2048)
+
+    @property
     def context_tokens(self) -> int:
-        """The tokens a prompt and one response may have together to be scored."""
-        n_ctx = max(self.settings.n_ctx, 2048)
-        return min(n_ctx, self.slm.n_ctx_train) if self.slm.n_ctx_train > 0 else n_ctx
+        """The tokens a prompt and one response may have together to be scored (the context's n_ctx_seq)."""
+        return min(self._n_ctx, self.slm.n_ctx_train) if self.slm.n_ctx_train > 0 else self._n_ctx
 
     @property
     def scorer(self) -> Scorer:
         if self._scorer is None:  # built on first use: a fully cached refit needs no context
-            n_ctx = max(self.settings.n_ctx, 2048)
+            n_ctx = self._n_ctx
             context = Context(
                 self.slm, SCORING_SEQUENCES, ContextSettings(n_ctx, self.settings.n_batch, self.settings.threads),
                 n_cells=max(SCORING_CELLS, n_ctx),
