@@ -24,6 +24,7 @@ HOSTILE = {
     "recursive-macro": "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}",
     "doubling": "{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}",
     "shared-lists": "{% set a = [1] %}" + "{% set a = [a, a] %}" * 48 + "{{ a }}",
+    "shared-compare": "{% set a = [1] %}{% set b = [1] %}" + "{% set a = [a, a] %}{% set b = [b, b] %}" * 48 + "{{ a == b }}",
     "padding": "{{ '%3000000000d' % 1 }}{{ '{:>3000000000}'.format(1) }}{{ 'x'|center(3000000000) }}",
     "power": "{{ 2 ** 3000000000 }}",
     "replace": "{% set s = 'x' * 1000000 %}{{ s|replace('', s) }}",

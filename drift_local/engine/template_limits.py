@@ -13,6 +13,9 @@ loops never end, and a self-recursive macro overflows the stack. Here:
   (every loop iteration and macro call runs a line of it) and stops it past TIME_LIMIT_S.
   Only that thread is traced, and only during the render.
 - depth: nested macro calls are capped at MAX_DEPTH.
+
+What the time limit cannot cut short is one C-level step between two lines of the template;
+the size bounds keep each such step (sorting, comparing, joining at most MAX_ITEMS items) short.
 """
 
 from __future__ import annotations
@@ -20,12 +23,13 @@ from __future__ import annotations
 import itertools
 import re
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from typing import Any, Callable
 
 from jinja2 import Template, nodes
-from jinja2.compiler import CodeGenerator, Frame
+from jinja2.compiler import CodeGenerator, Frame, operators, optimizeconst
 from jinja2.runtime import Macro
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
@@ -207,6 +211,18 @@ def _check_join(separator: str, parts: list | tuple) -> None:
 
 
 class _BoundedCodeGenerator(CodeGenerator):
+    @optimizeconst
+    def visit_Compare(self, node: nodes.Compare, frame: Frame) -> None:
+        # Comparing two lists that nest shared lists compares every path through them: measure first.
+        self.write("(environment.comparable(")
+        self.visit(node.expr, frame)
+        self.write(")")
+        for operand in node.ops:
+            self.write(f" {operators[operand.op]} environment.comparable(")
+            self.visit(operand.expr, frame)
+            self.write(")")
+        self.write(")")
+
     def visit_Concat(self, node: nodes.Concat, frame: Frame) -> None:
         # `~` joins its operands as text: measure them before joining.
         self.write("environment.checked_concat((")
@@ -226,7 +242,8 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         super().__init__(finalize=_checked_output, **options)
         self.globals.pop("lipsum", None)  # lipsum(n) writes n paragraphs
         self.filters = {name: _bounded_filter(name, f) for name, f in self.filters.items()}
-        self._depth = 0
+        self.tests = {name: _bounded_test(f) for name, f in self.tests.items()}
+        self._calls = threading.local()  # macro depth, per rendering thread
 
     def from_string(self, source: str, *args: Any, **kwargs: Any) -> Template:  # type: ignore[override]
         _too_big("a template source", len(source), MAX_SOURCE)
@@ -243,13 +260,18 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         _check_call(__obj, args, kwargs)
         if not isinstance(__obj, Macro):
             return _checked_result(super().call(__context, __obj, *args, **kwargs))
-        if __self._depth >= MAX_DEPTH:
+        depth = getattr(__self._calls, "depth", 0)
+        if depth >= MAX_DEPTH:
             raise TemplateLimit(f"macro calls nested over {MAX_DEPTH} deep")
-        __self._depth += 1
+        __self._calls.depth = depth + 1
         try:
             return super().call(__context, __obj, *args, **kwargs)
         finally:
-            __self._depth -= 1
+            __self._calls.depth = depth
+
+    def comparable(self, value: Any) -> Any:
+        _too_big("a value compared", rendered_size(value))
+        return value
 
     def checked_concat(self, operands: tuple) -> str:
         _too_big("a joined text", sum(rendered_size(x) for x in operands))
@@ -258,7 +280,7 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
     # -- rendering --------------------------------------------------------------------------
     def render(self, template: Template, variables: dict) -> str:
         """The template's text; TemplateLimit past a bound (the template's own errors pass through)."""
-        self._depth = 0
+        self._calls.depth = 0
         deadline = time.monotonic() + TIME_LIMIT_S
         template_code = template.root_render_func.__code__.co_filename
 
@@ -301,4 +323,15 @@ def _bounded_filter(name: str, f: Callable) -> Callable:
 
     bounded.__dict__.update(getattr(f, "__dict__", {}))  # keeps jinja2's pass_context / pass_environment mark
     bounded.__name__ = getattr(f, "__name__", name)
+    return bounded
+
+
+def _bounded_test(f: Callable) -> Callable:
+    def bounded(*args: Any, **kwargs: Any) -> Any:
+        for value in (*args, *kwargs.values()):
+            _too_big("a value tested", rendered_size(value))
+        return f(*args, **kwargs)
+
+    bounded.__dict__.update(getattr(f, "__dict__", {}))
+    bounded.__name__ = getattr(f, "__name__", "test")
     return bounded
