@@ -30,6 +30,7 @@ def _register() -> None:
     from drift_local.cli import demo_cmd  # noqa: F401
     from drift_local.cli import eval_cmd  # noqa: F401
     from drift_local.cli import rate_cmd  # noqa: F401
+    from drift_local.cli import serve_cmd  # noqa: F401
 
 
 def main() -> None:
