@@ -124,17 +124,18 @@ def test_stop_strings_cut_the_answer(served):
 
 def test_concurrent_requests_are_each_steered_by_their_own_profile(served):
     client = served.client()
-    jobs = [("drift:terse", None), ("drift:lively", None), (PLAIN, None), ("drift:lively", "inf"), ("drift:empty", None)]
+    jobs = [("drift:terse", 0.2), ("drift:lively", 0.2), (PLAIN, None), ("drift:lively", "inf")]
 
     def run(job):
         model, beta = job
-        extra = {"drift": {"beta": beta}} if beta else {"drift": {"beta": 0.2}}
-        return chat(client, model, seed=7, max_tokens=16, extra_body=extra).choices[0].message.content
+        return chat(client, model, seed=7, max_tokens=16, extra_body={"drift": {"beta": beta}}).choices[0].message.content
 
     with ThreadPoolExecutor(len(jobs)) as pool:
-        terse, lively, plain, lively_inf, empty = pool.map(run, jobs)
-    assert len({terse, lively, plain}) == 3  # same seed, different profile: different answers
-    assert lively_inf == plain == empty  # β = inf, and a profile without pairs, decode plainly
+        answers = list(pool.map(run, jobs))
+    assert all(answers) and len(set(answers[:3])) == 3  # same seed, different profile: different answers
+    # Alone, β = inf and a profile without pairs decode exactly as the plain model. (In a batch,
+    # llama.cpp's quantized kernels round differently with the batch's shape.)
+    assert run(("drift:lively", "inf")) == run((PLAIN, None)) == run(("drift:empty", None))
 
 
 def _error(response: httpx.Response) -> dict:

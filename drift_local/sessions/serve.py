@@ -5,13 +5,15 @@ Two threads own everything native or durable, so the event loop only waits on qu
 - the decode worker owns the contexts (a `BatchDecoder`). Between steps it takes new
   requests and cancellations from its inbox, admits what fits (the rest waits, in order),
   and advances every answer in progress with one `llama_decode`;
-- the store worker owns the SQLite connection: it looks up each profile's steering
-  (refitting it first when its pairs changed, which scores new pairs with the sLM), logs
-  every served answer as a chat turn, and stores preference pairs.
+- the store worker reads profiles' fits, logs every served answer as a chat turn and stores
+  preference pairs, each in milliseconds;
+- the fit worker refits a profile whose pairs changed (scoring new pairs with the sLM can
+  take seconds), with its own connection, so only that profile's requests wait for it.
 
-Both workers run jobs in the order they were given, so a chat request that arrives after a
-preference's reply is steered by the refit weights: its steering lookup queues behind the
-refit. Each answer reaches the asyncio side as a stream of events.
+A preference's pair is stored before the reply, and a chat request for a profile whose fit
+is older than its pairs waits for the refit, so every request sent after the reply is
+steered by weights that include the pair. Each answer reaches the asyncio side as a stream
+of events.
 """
 
 from __future__ import annotations
@@ -36,12 +38,13 @@ from drift_local.engine.context import PromptTooLong
 from drift_local.errors import DriftError
 from drift_local.profiles.store import PairIn, Profile, Store
 from drift_local.sessions.decoder import Answer, BatchDecoder, Request, Steering
-from drift_local.sessions.fit import ProgressStarter, profile_steering
+from drift_local.sessions.fit import ProgressStarter, is_stale, profile_steering, steering_from_fit
 from drift_local.sessions.runtime import Models, context_settings
 
 PROFILE_PREFIX = "drift:"  # the model name that selects a profile: drift:NAME
 ANSWER_PREFIX = "chatcmpl-"
 CELLS_PER_SEQUENCE = 1024  # KV cells budgeted per sequence (prompt plus answer) when sizing the batch
+STALE = object()  # a profile whose pairs changed since its last fit
 FINISH = {"eos": "stop", "stop": "stop", "length": "length", "context": "length", "interrupted": None}
 
 
@@ -192,6 +195,8 @@ class ServeSession:
         self.report = report or (lambda line: None)
         self._inbox: queue.Queue = queue.Queue()
         self._store_pool: ThreadPoolExecutor | None = None
+        self._fit_pool: ThreadPoolExecutor | None = None
+        self._refits: dict[str, asyncio.Future] = {}  # the latest refit of each profile
         self._store_local = threading.local()
         self._worker: threading.Thread | None = None
         self._ready = threading.Event()
@@ -204,10 +209,11 @@ class ServeSession:
     def start(self, progress: ProgressStarter | None = None) -> None:
         """Open the store, bring the served profiles' fits up to date, start decoding."""
         self._store_pool = ThreadPoolExecutor(1, thread_name_prefix="serve-store", initializer=self._open_store)
+        self._fit_pool = ThreadPoolExecutor(1, thread_name_prefix="serve-fit", initializer=self._open_store)
         names = self.profiles or self._store_pool.submit(lambda: [p.name for p in self._store.list_profiles()]).result()
         for name in names:
             try:
-                self._store_pool.submit(self._steering, name, self.settings.attributes, progress).result()
+                self._fit_pool.submit(self._refit, name, progress).result()
             except DriftError as exc:
                 if self.profiles is not None:  # named on the command line: it must work
                     raise
@@ -224,10 +230,11 @@ class ServeSession:
             self._inbox.put(("stop",))
             self._worker.join()
             self._worker = None
-        if self._store_pool is not None:
-            self._store_pool.submit(lambda: self._store_local.store.close())
-            self._store_pool.shutdown(wait=True)
-            self._store_pool = None
+        for pool in (self._fit_pool, self._store_pool):  # a refit under way finishes; the logs are flushed
+            if pool is not None:
+                pool.submit(lambda: self._store_local.store.close())
+                pool.shutdown(wait=True)
+        self._fit_pool = self._store_pool = None
 
     # --- what the routes call -----------------------------------------------------------
     async def model_ids(self) -> list[str]:
@@ -239,7 +246,8 @@ class ServeSession:
         """Queue an answer; returns once the decoder accepted it (bad requests raise here)."""
         profile = self._profile_name(params.model)
         k = self.settings.attributes if params.attributes is None else params.attributes
-        conversation_id, steering, beta = await self._in_store(self._prepare, params, profile, k)
+        steering = await self._steering(profile, k) if profile is not None else None
+        conversation_id, beta = await self._in_store(self._prepare, params, profile, steering)
         loop = asyncio.get_running_loop()
         events: asyncio.Queue = asyncio.Queue()
 
@@ -269,11 +277,9 @@ class ServeSession:
         """Store the pair durably, then refit on the store worker (awaited with `wait`)."""
         self._check_served(params.profile)
         pair_id, n_pairs = await self._in_store(self._add_pair, params)
-        refit = asyncio.wrap_future(self._store_pool.submit(self._steering, params.profile, self.settings.attributes))
+        refit = self._refit_soon(params.profile, after_now=True)
         if params.wait:
             await refit
-        else:  # its outcome reaches clients through their next request's steering lookup
-            refit.add_done_callback(lambda f: f.cancelled() or f.exception())
         return PreferenceResult(pair_id, params.profile, n_pairs, fit_updated=params.wait)
 
     def health(self) -> dict:
@@ -309,26 +315,53 @@ class ServeSession:
         except DriftError as exc:
             raise NotFound(exc.message, "model", "model_not_found", exc.hint) from None
 
-    def _steering(self, name: str, k: int, progress: ProgressStarter | None = None) -> Steering | None:
-        """The profile's steering, refit first when its pairs changed."""
+    async def _steering(self, name: str, k: int) -> Steering | None:
+        """The profile's steering from a fit that includes all its pairs (waiting for a refit if needed)."""
+        for _ in range(3):
+            steering = await self._in_store(self._fitted_steering, name, k)
+            if steering is not STALE:
+                return steering
+            await self._refit_soon(name)
+        raise DriftError(f"the pairs of profile '{name}' keep changing while it is refit", "try again")
+
+    def _refit_soon(self, name: str, after_now: bool = False) -> asyncio.Future:
+        """The profile's refit on the fit worker: the one under way, or (after_now) a new one after it."""
+        pending = self._refits.get(name)
+        if after_now or pending is None or pending.done():
+            pending = self._refits[name] = asyncio.wrap_future(self._fit_pool.submit(self._refit, name))
+            pending.add_done_callback(lambda f: f.cancelled() or f.exception())  # failures reach the requests that wait
+        return pending
+
+    def _fitted_steering(self, name: str, k: int):
+        """The top-k steering of the profile's latest fit; None with no pairs; STALE when pairs changed since."""
+        store, s = self._store, self.settings
+        profile = self._get_profile(name)
+        n_pairs = store.count_pairs(profile, include_ties=False)  # fits leave ties out
+        if n_pairs == 0:
+            return None
+        record = store.latest_fit(profile, self.models.slm.fingerprint)
+        if is_stale(record, n_pairs, s.method, s.reward, store.active_attributes(profile).names):
+            return STALE
+        return steering_from_fit(record, store, profile, k)
+
+    def _refit(self, name: str, progress: ProgressStarter | None = None) -> None:
+        """On the fit worker: score what is new and fit, if the pairs changed."""
         s = self.settings
-        steering, _ = profile_steering(
-            self._store, self._get_profile(name), self.models.slm, context_settings(s), k,
+        profile_steering(
+            self._store, self._get_profile(name), self.models.slm, context_settings(s), s.attributes,
             method=s.method, reward=s.reward, max_response_tokens=s.max_response_tokens, progress=progress,
         )
-        return steering
 
-    def _prepare(self, params: ChatParams, profile_name: str | None, k: int) -> tuple[int, Steering | None, float]:
-        """Steering and β for the request, and its conversation logged (the answer joins it later)."""
+    def _prepare(self, params: ChatParams, profile_name: str | None, steering: Steering | None) -> tuple[int, float]:
+        """β for the request, and its conversation logged (the answer joins it later)."""
         profile = self._get_profile(profile_name) if profile_name is not None else None
-        steering = self._steering(profile_name, k) if profile_name is not None else None
         beta = self.settings.beta if params.beta is None else params.beta
         if steering is None:
             beta = math.inf
         conversation_id = self._store.start_conversation(profile, {"via": "serve", "model": params.model, "llm": str(self.models.llm.path), "slm": str(self.models.slm.path)})
         for message in params.messages:
             self._store.add_message(conversation_id, message.role, message.content)
-        return conversation_id, steering, beta
+        return conversation_id, beta
 
     def _log_answer(self, job: _Job, finish: str | None) -> None:
         request = job.request
