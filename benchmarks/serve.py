@@ -6,7 +6,7 @@ profile `--requests` questions in a row. Prints completion tokens per second of 
 summed over the clients, next to one client alone. Concurrent answers share every
 llama_decode, so together they should beat one client (the bar: 4 clients ≥ 1.3×).
 
-    python benchmarks/serve.py [--tokens 64] [--requests 2] [--llm PATH]
+    python benchmarks/serve.py [--tokens 64] [--requests 2] [--threads N] [--llm PATH]
 """
 
 from __future__ import annotations
@@ -51,10 +51,10 @@ def make_profiles(path: Path) -> list[str]:
     return names
 
 
-def start_server(home: Path, llm: str | None) -> tuple[subprocess.Popen, str]:
+def start_server(home: Path, llm: str | None, threads: int) -> tuple[subprocess.Popen, str]:
     env = {**os.environ, "DRIFT_LOCAL_HOME": str(home), "HF_HUB_OFFLINE": "1"}
     (home / "config.toml").write_text('method = "paper"\nmax_response_tokens = 16\n')
-    command = [sys.executable, "-m", "drift_local", "serve", "--port", "0", "--n-ctx", "1024", *(["--llm", llm] if llm else [])]
+    command = [sys.executable, "-m", "drift_local", "serve", "--port", "0", "--n-ctx", "1024", "--threads", str(threads), *(["--llm", llm] if llm else [])]
     server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     for line in server.stdout:
         if match := re.search(r"(http://127\.0\.0\.1:\d+/v1)", line):
@@ -92,12 +92,13 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=64, help="max_tokens per answer")
     parser.add_argument("--requests", type=int, default=2, help="questions each client asks in a row")
     parser.add_argument("--llm", default=None, help="LLM and sLM (default: the embedded SmolLM2)")
+    parser.add_argument("--threads", type=int, default=0, help="llama.cpp threads (0: all CPUs)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         profiles = make_profiles(home / "drift.db")
         started = time.perf_counter()
-        server, url = start_server(home, args.llm)
+        server, url = start_server(home, args.llm, args.threads)
         print(f"server up in {time.perf_counter() - started:.1f} s (model load and fitting 4 profiles); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         try:
             measure(url, profiles, 1, 1, 8)  # warm-up

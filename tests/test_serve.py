@@ -234,9 +234,16 @@ def test_an_api_key_guards_every_endpoint(served):
         guarded.stop()
 
 
-def test_a_non_loopback_host_without_a_key_refuses_to_start(cli):
+def test_a_non_loopback_host_without_a_key_or_a_busy_port_refuses_to_start(cli):
     result = cli("serve", "--host", "0.0.0.0")
     assert result.code == 1 and "needs an API key" in result.err
+    busy = bind("127.0.0.1", 0)
+    busy.listen()
+    try:
+        result = cli("serve", "--port", str(busy.getsockname()[1]))
+    finally:
+        busy.close()
+    assert result.code == 1 and "cannot listen" in result.err and "--port" in result.err
 
 
 def test_the_command_serves_and_a_kill_after_a_preference_loses_nothing(served, tmp_path):

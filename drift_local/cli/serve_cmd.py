@@ -56,25 +56,29 @@ def serve(
     with Store.open() as store:  # named profiles must exist before anything loads
         served = [store.get_profile(name).name for name in profile] if profile else [p.name for p in store.list_profiles()]
     llm_name = resolve_model(llm or settings.llm).name
-    models = open_models(settings, llm, slm)
-    session = ServeSession(
-        models, settings, llm_name=llm_name, profiles=profile, store_path=store_path(), parallel=parallel,
-        report=lambda line: err_console.print(f"[dim]{line}[/]", highlight=False),
-    )
-    with token_progress("fitting profiles") as progress:
-        session.start(progress)
+    sock = bind(host, port)  # before the models load: a busy port fails at once
     try:
-        sock = bind(host, port)
-        address = sock.getsockname()
-        shown = f"[{address[0]}]" if ":" in address[0] else address[0]
-        url = f"http://{shown}:{address[1]}/v1"
-        console.print(f"[bold]drift-local serve[/] · {models.llm.path.name} steered by {models.slm.path.name} · β {settings.beta:g} · {parallel} at once")
-        console.print(f"  models: {', '.join([llm_name, *(PROFILE_PREFIX + n for n in served)])}" + ("" if profile else " (and profiles made later)"))
-        console.print(f"  OpenAI base URL: [bold]{url}[/]" + (" · API key required" if api_key else ""))
-        if warning:
-            err_console.print(f"[bold yellow]warning:[/] {warning}")
-        console.print("[dim]  Ctrl-C stops[/]")
-        serve_forever(create_app(session, api_key=api_key, loopback=is_loopback(host)), sock)
+        models = open_models(settings, llm, slm)
+        session = ServeSession(
+            models, settings, llm_name=llm_name, profiles=profile, store_path=store_path(), parallel=parallel,
+            report=lambda line: err_console.print(f"[dim]{line}[/]", highlight=False),
+        )
+        try:
+            with token_progress("fitting profiles") as progress:
+                session.start(progress)
+            address = sock.getsockname()
+            shown = f"[{address[0]}]" if ":" in address[0] else address[0]
+            url = f"http://{shown}:{address[1]}/v1"
+            same = "the same file as sLM" if models.shared else f"sLM {models.slm.path.name}"
+            console.print(f"[bold]drift-local serve[/] · OpenAI base URL [bold]{url}[/]" + (" · API key required" if api_key else ""), soft_wrap=True)
+            console.print(f"  LLM {models.llm.path.name} ({same}) · β {settings.beta:g} · {parallel} answers at once", soft_wrap=True, highlight=False)
+            console.print(f"  models: {', '.join([llm_name, *(PROFILE_PREFIX + n for n in served)])}" + ("" if profile else " (and profiles made later)"), soft_wrap=True, highlight=False)
+            if warning:
+                err_console.print(f"[bold yellow]warning:[/] {warning}")
+            console.print("[dim]  Ctrl-C stops[/]")
+            serve_forever(create_app(session, api_key=api_key, loopback=is_loopback(host)), sock)
+        finally:
+            session.close()
+            console.print("[dim]stopped[/]")
     finally:
-        session.close()
-        console.print("[dim]stopped[/]")
+        sock.close()

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import signal
 import json
 import secrets
 import socket
 from typing import Literal
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -28,6 +30,7 @@ from drift_local.sessions.serve import PROFILE_PREFIX, ChatParams, ChatStream, N
 
 MAX_BODY_BYTES = 4 << 20
 DISCONNECT_POLL_S = 0.25  # how often a non-streaming request checks that its client is still there
+SHUTDOWN_GRACE_S = 4.0  # for streams to end after Ctrl-C or SIGTERM (uvicorn then waits 6 s in all)
 LOOPBACK_NAMES = ["127.0.0.1", "localhost", "::1", "[::1]"]
 
 
@@ -239,7 +242,8 @@ def create_app(session: ServeSession, *, api_key: str | None = None, loopback: b
         stream = await session.chat(body.params())
         if body.stream:
             usage = bool(body.stream_options and body.stream_options.include_usage)
-            return EventSourceResponse(_chunks(stream, usage), sep="\n")
+            shutdown = anyio.Event()  # set when the server stops: the answer ends, the stream closes cleanly
+            return EventSourceResponse(_chunks(stream, usage, shutdown), sep="\n", shutdown_event=shutdown, shutdown_grace_period=SHUTDOWN_GRACE_S)
         text = await _unless_disconnected(request, stream)
         if text is None:
             return _error(499, "the client closed the request", code="client_closed")
@@ -270,14 +274,19 @@ def _usage(stream: ChatStream) -> dict:
     return {"prompt_tokens": stream.prompt_tokens, "completion_tokens": stream.completion_tokens, "total_tokens": stream.prompt_tokens + stream.completion_tokens}
 
 
-async def _chunks(stream: ChatStream, include_usage: bool):
+async def _chunks(stream: ChatStream, include_usage: bool, shutdown: anyio.Event):
     """SSE events: a role delta, content deltas, the finish, (usage), then [DONE]."""
+
+    async def end_on_shutdown() -> None:
+        await shutdown.wait()
+        stream.cancel()
 
     def chunk(delta: dict, finish: str | None = None, **extra) -> str:
         choices = [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}] if delta is not None else []
         return json.dumps({"id": stream.id, "object": "chat.completion.chunk", "created": stream.created, "model": stream.model, "choices": choices, **extra}, ensure_ascii=False)
 
     yield chunk({"role": "assistant", "content": ""})
+    watcher = asyncio.ensure_future(end_on_shutdown())
     try:
         async for piece in stream.pieces():
             yield chunk({"content": piece})
@@ -287,6 +296,8 @@ async def _chunks(stream: ChatStream, include_usage: bool):
         yield chunk({}, stream.finish_reason)
         if include_usage:
             yield chunk(None, usage=_usage(stream))
+    finally:
+        watcher.cancel()
     yield "[DONE]"
 
 
@@ -317,9 +328,28 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+class _Stopped(Exception):
+    pass
+
+
+def _stopped(signum, frame) -> None:
+    raise _Stopped
+
+
 def serve_forever(app: FastAPI, sock: socket.socket) -> None:
-    """Run until Ctrl-C or SIGTERM: uvicorn stops taking requests and lets streams end."""
+    """Run until Ctrl-C or SIGTERM: uvicorn stops taking requests and lets streams end, then returns.
+
+    uvicorn re-raises the signal that stopped it once it is done; handled here, it returns
+    instead of killing the process (SIGTERM) before the caller's clean-up.
+    """
     import uvicorn
 
-    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5, lifespan="off")
-    uvicorn.Server(config).run(sockets=[sock])
+    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=6, lifespan="off")
+    previous = {signum: signal.signal(signum, _stopped) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    except _Stopped:
+        pass
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)

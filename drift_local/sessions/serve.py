@@ -266,15 +266,19 @@ class ServeSession:
         request = Request(list(params.messages), steering, decoding, sampler, params.max_tokens or self.settings.max_tokens)
         job = _Job(request, params.model, conversation_id, params.stop, send, params.max_tokens is not None)
         stream = ChatStream(self, f"{ANSWER_PREFIX}{conversation_id}", params.model, events)
+        stream._job = job
         self._inbox.put(("submit", job))
-        first = await events.get()
+        try:
+            first = await events.get()
+        except BaseException:  # the client left while the answer was being accepted
+            stream.cancel()
+            raise
         if first[0] == "error":
             raise first[1]
-        stream._job = job
         return stream
 
     async def add_preference(self, params: PreferenceParams) -> PreferenceResult:
-        """Store the pair durably, then refit on the store worker (awaited with `wait`)."""
+        """Store the pair durably, then refit on the fit worker (awaited with `wait`)."""
         self._check_served(params.profile)
         pair_id, n_pairs = await self._in_store(self._add_pair, params)
         refit = self._refit_soon(params.profile, after_now=True)
