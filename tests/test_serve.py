@@ -26,6 +26,7 @@ from drift_local.config import Settings
 from drift_local.engine.model import load_model
 from drift_local.profiles.store import PairIn, Store
 from drift_local.server.app import bind, create_app
+from drift_local.sessions.fit import steering_from_fit
 from drift_local.sessions.runtime import Models
 from drift_local.sessions.serve import ServeSession
 
@@ -209,6 +210,13 @@ def test_preferences_are_stored_then_steer_the_next_request(served):
     second = chat(client, PLAIN, seed=2)
     by_text = httpx.post(url, json={"profile": "terse", "prompt": "Hi?", "chosen": "Hello.", "rejected": "Greetings, dear friend!"})
     assert by_text.status_code == 200 and by_text.json()["fit"] == "refitting"
+    after = chat(client, "drift:terse", seed=3)  # sent after the reply: steered by the refit
+    logged = _wait_for_answer(served, after.id)[-1].meta["attributes"]
+    with Store.open(served.home / "drift.db") as store:
+        profile = store.get_profile("terse")
+        refit = next(r for r in store.fit_history(profile) if r.n_pairs == 3)
+        expected = steering_from_fit(refit, store, profile, 3)
+    assert [(a["name"], a["weight"]) for a in logged] == list(zip(expected.names, expected.weights.tolist()))
     by_id = httpx.post(url, json={"model": "drift:terse", "chosen_id": second.id, "rejected_id": first.id, "wait": True}, timeout=60)
     assert by_id.status_code == 200, by_id.text
     assert by_id.json() == {"object": "preference", "id": by_id.json()["id"], "profile": "terse", "pairs": 4, "fit": "updated"}

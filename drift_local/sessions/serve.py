@@ -1,6 +1,6 @@
 """`serve`: many people's requests at once, each steered by its own profile, decoded together.
 
-Two threads own everything native or durable, so the event loop only waits on queues:
+Three threads own everything native or durable, so the event loop only waits on queues:
 
 - the decode worker owns the contexts (a `BatchDecoder`). Between steps it takes new
   requests and cancellations from its inbox, admits what fits (the rest waits, in order),
@@ -26,7 +26,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,7 +45,7 @@ PROFILE_PREFIX = "drift:"  # the model name that selects a profile: drift:NAME
 ANSWER_PREFIX = "chatcmpl-"
 CELLS_PER_SEQUENCE = 1024  # KV cells budgeted per sequence (prompt plus answer) when sizing the batch
 STALE = object()  # a profile whose pairs changed since its last fit
-FINISH = {"eos": "stop", "stop": "stop", "length": "length", "context": "length", "interrupted": None}
+FINISH = {"eos": "stop", "length": "length", "context": "length", "interrupted": None}  # OpenAI finish_reason
 
 
 class RequestError(DriftError):
@@ -173,7 +173,7 @@ class ChatStream:
 
 
 class ServeSession:
-    """The models, the store and the two workers behind `drift-local serve`."""
+    """The models, the store and the three workers behind `drift-local serve`."""
 
     def __init__(
         self,
