@@ -17,6 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
+import numpy as np
 import openai
 import pytest
 import uvicorn
@@ -276,3 +277,26 @@ def test_the_command_serves_and_a_kill_after_a_preference_loses_nothing(served, 
         server.kill()
     with Store.open(served.home / "drift.db") as store:
         assert store.list_pairs(store.get_profile("terse"))[-1].prompt == "Kill?"
+
+
+def test_without_the_web_extra_serve_says_what_to_install(cli, monkeypatch):
+    monkeypatch.delitem(sys.modules, "drift_local.server.app")
+    monkeypatch.setitem(sys.modules, "fastapi", None)  # as if not installed
+    result = cli("serve")
+    assert result.code == 1 and "pip install 'drift-local[serve]'" in result.err
+
+
+def test_a_separate_llm_context_holds_one_sequence_per_answer(tiny_gguf, tiny_gguf_padded):
+    from drift_local.drift.sampling import Sampler, SamplerSettings
+    from drift_local.drift.steering import Decoding
+    from drift_local.engine.chat import Message
+    from drift_local.engine.context import ContextSettings
+    from drift_local.sessions.decoder import BatchDecoder, Request, Steering
+
+    llm, slm = load_model(tiny_gguf), load_model(tiny_gguf_padded)
+    batch = BatchDecoder(Models(llm, slm, llm.n_vocab), ContextSettings(n_ctx=256), n_seq=6, n_cells=1536, llm_seq=2, llm_cells=512)
+    steering = Steering("You are an AI assistant.", ("formal",), ("You are a formal AI assistant.",), np.array([0.8]))
+    requests = [Request([Message("user", f"Question {i}?")], steering, Decoding(0.5), Sampler(SamplerSettings(greedy=True)), 8) for i in range(3)]
+    answers = batch.run_all(requests)  # two at a time: the LLM context has two sequences
+    assert batch.llm_ctx.n_seq == 2 and batch.slm_ctx.n_seq == 6
+    assert all(a.tokens or a.stop == "eos" for a in answers) and not batch.active

@@ -262,11 +262,16 @@ class BatchDecoder:
     sequence); until then it waits in order.
     """
 
-    def __init__(self, models: Models, settings: ContextSettings, *, n_seq: int, n_cells: int, llm_system: str | None = None):
+    def __init__(
+        self, models: Models, settings: ContextSettings, *, n_seq: int, n_cells: int, llm_system: str | None = None,
+        llm_seq: int | None = None, llm_cells: int | None = None,
+    ):
+        """n_seq, n_cells: the sLM context's (the only one when the LLM is the sLM); llm_seq,
+        llm_cells: a separate LLM's, which holds one sequence per answer (default: the same)."""
         self.models = models
         self.roles = _Roles(models, llm_system)
         self.slm_ctx = Context(models.slm, n_seq, settings, n_cells=n_cells)
-        self.llm_ctx = self.slm_ctx if models.shared else Context(models.llm, n_seq, settings, n_cells=n_cells)
+        self.llm_ctx = self.slm_ctx if models.shared else Context(models.llm, llm_seq or n_seq, settings, n_cells=llm_cells or n_cells)
         self._free = {id(c): list(range(c.n_seq - 1, -1, -1)) for c in (self.slm_ctx, self.llm_ctx)}
         self._cells = {id(c): c.n_cells for c in (self.slm_ctx, self.llm_ctx)}
         self.active: list[_Run] = []

@@ -419,11 +419,15 @@ class ServeSession:
     # --- the decode worker ---------------------------------------------------------------
     def _decode_loop(self) -> None:
         try:
-            k = self.settings.attributes
-            # Shared model: one answer holds the LLM's sequence plus base and k attribute sequences.
-            n_seq = min(256, self.parallel * (k + 2))
-            cells = n_seq * min(self.settings.n_ctx, CELLS_PER_SEQUENCE)
-            batch = BatchDecoder(self.models, context_settings(self.settings), n_seq=n_seq, n_cells=cells)
+            # Each answer holds base and k attribute sequences in the sLM's context, and one in the
+            # LLM's (the same context when they are one model).
+            per_answer = self.settings.attributes + 1 + (1 if self.models.shared else 0)
+            n_seq = min(256, self.parallel * per_answer)
+            cells = min(self.settings.n_ctx, CELLS_PER_SEQUENCE)
+            batch = BatchDecoder(
+                self.models, context_settings(self.settings), n_seq=n_seq, n_cells=n_seq * cells,
+                llm_seq=self.parallel, llm_cells=self.parallel * cells,
+            )
             self.n_ctx = batch.n_ctx
         except BaseException as exc:  # reported by start()
             self._failed = exc
