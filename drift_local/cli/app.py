@@ -9,6 +9,7 @@ import sys
 
 import typer
 import typer.core
+from rich.markup import escape
 
 from drift_local.cli.common import err_console
 from drift_local.errors import DriftError
@@ -52,6 +53,7 @@ def _register() -> None:
     from drift_local.cli import eval_cmd  # noqa: F401
     from drift_local.cli import rate_cmd  # noqa: F401
     from drift_local.cli import doctor_cmd  # noqa: F401
+    from drift_local.cli import serve_cmd  # noqa: F401
 
 
 def main() -> None:
@@ -107,9 +109,10 @@ def _interrupted(exc: KeyboardInterrupt | None) -> None:
 
 
 def _fail(message: str, hint: str | None = None) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # Escaped: a hint like pip install 'drift-local[serve]' is not markup.
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     if hint:
-        err_console.print(f"[dim]hint: {hint}[/]", highlight=False, soft_wrap=True)
+        err_console.print(f"[dim]hint: {escape(hint)}[/]", highlight=False, soft_wrap=True)
     sys.exit(1)
 
 

@@ -56,6 +56,7 @@ class Answer:
     text: str = ""
     tokens: list[int] = field(default_factory=list)
     stop: str = "length"  # eos, length, context, interrupted
+    prompt_tokens: int = 0  # the LLM's prompt, once the answer is started
     entropy_llm: list[float] = field(default_factory=list)
     entropy_drift: list[float] = field(default_factory=list)
     llm_logprobs: list[float] = field(default_factory=list)  # each token's, the end included
@@ -119,6 +120,7 @@ class _Run:
             )
         self.longest = longest
         self.n_ctx = n_ctx
+        request.answer.prompt_tokens = len(self.prompts["llm"])
         self.model = roles.models.llm
         self.n_vocab = roles.models.n_vocab
         self.utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
@@ -260,11 +262,16 @@ class BatchDecoder:
     sequence); until then it waits in order.
     """
 
-    def __init__(self, models: Models, settings: ContextSettings, *, n_seq: int, n_cells: int, llm_system: str | None = None):
+    def __init__(
+        self, models: Models, settings: ContextSettings, *, n_seq: int, n_cells: int, llm_system: str | None = None,
+        llm_seq: int | None = None, llm_cells: int | None = None,
+    ):
+        """n_seq, n_cells: the sLM context's (the only one when the LLM is the sLM); llm_seq,
+        llm_cells: a separate LLM's, which holds one sequence per answer (default: the same)."""
         self.models = models
         self.roles = _Roles(models, llm_system)
         self.slm_ctx = Context(models.slm, n_seq, settings, n_cells=n_cells)
-        self.llm_ctx = self.slm_ctx if models.shared else Context(models.llm, n_seq, settings, n_cells=n_cells)
+        self.llm_ctx = self.slm_ctx if models.shared else Context(models.llm, llm_seq or n_seq, settings, n_cells=llm_cells or n_cells)
         self._free = {id(c): list(range(c.n_seq - 1, -1, -1)) for c in (self.slm_ctx, self.llm_ctx)}
         self._cells = {id(c): c.n_cells for c in (self.slm_ctx, self.llm_ctx)}
         self.active: list[_Run] = []
@@ -275,6 +282,23 @@ class BatchDecoder:
 
     def admit(self, request: Request) -> bool:
         """Start writing this answer if there is room now; False leaves it for later."""
+        run, contexts, need_seqs, need_cells = self._plan(request)
+        if any(count > len(self._free[key]) or need_cells[key] > self._cells[key] for key, count in need_seqs.items()):
+            return False
+        for name, context in contexts.items():
+            run.seqs[name] = (context, self._free[id(context)].pop())
+        for key, cells in need_cells.items():
+            self._cells[key] -= cells
+        run.reserved = need_cells
+        self.active.append(run)
+        return True
+
+    def check(self, request: Request) -> None:
+        """Raise DriftError (PromptTooLong for the context) if this answer could never be admitted."""
+        self._plan(request)
+
+    def _plan(self, request: Request) -> tuple[_Run, dict[str, Context], dict[int, int], dict[int, int]]:
+        """The run for a request, its contexts by sequence name, and the sequences and KV cells it needs."""
         run = _Run(self.roles, request, self.n_ctx)
         names = ["llm", *(("base", *run.steering.names) if run.steering is not None else ())]
         contexts = {name: self.llm_ctx if name == "llm" else self.slm_ctx for name in names}
@@ -283,22 +307,15 @@ class BatchDecoder:
         for name, context in contexts.items():
             need_seqs[id(context)] = need_seqs.get(id(context), 0) + 1
             need_cells[id(context)] = need_cells.get(id(context), 0) + len(run.prompts[name]) + request.max_tokens
-        for key, count in need_seqs.items():
-            if count > len(self._free[key]) or need_cells[key] > self._cells[key]:
-                if not self.active:
-                    raise DriftError(
-                        f"one answer needs {count} sequences and {need_cells[key]} KV cells; the batch holds "
-                        f"{len(self._free[key])} and {self._cells[key]}",
-                        "raise the batch's sequences or cells, or lower max_tokens",
-                    )
-                return False
-        for name, context in contexts.items():
-            run.seqs[name] = (context, self._free[id(context)].pop())
-        for key, cells in need_cells.items():
-            self._cells[key] -= cells
-        run.reserved = need_cells
-        self.active.append(run)
-        return True
+        for context in {id(c): c for c in contexts.values()}.values():
+            key = id(context)
+            if need_seqs[key] > context.n_seq or need_cells[key] > context.n_cells:
+                raise DriftError(
+                    f"one answer needs {need_seqs[key]} sequences and {need_cells[key]} KV cells; the batch holds "
+                    f"{context.n_seq} and {context.n_cells}",
+                    "raise the batch's sequences or cells, or lower max_tokens",
+                )
+        return run, contexts, need_seqs, need_cells
 
     def step(self) -> list[tuple[Request, Step | None]]:
         """Advance every answer in progress by one token; None marks an answer that ended."""
