@@ -33,11 +33,11 @@ def main() -> None:
     from drift_local.sessions.decoder import DriftDecoder
     from drift_local.sessions.rate import Rater, score_candidates, write_candidates
     from drift_local.sessions.rewards import RewardCache
-    from drift_local.sessions.runtime import context_settings, open_models
+    from drift_local.sessions.runtime import open_models
 
     settings = Settings()
     models = open_models(settings)
-    ctx = context_settings(settings)
+    ctx = settings.context()
     attributes = paper_attributes()
     decoder = DriftDecoder(models, 1, ctx)
     store = Store.open()

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from drift_local.drift.sampling import Sampler, SamplerSettings
-from drift_local.drift.steering import Decoding
+from drift_local.config import Settings
 from drift_local.engine.context import ContextSettings
 from drift_local.engine.model import load_model
 from drift_local.errors import DriftError
@@ -22,8 +21,8 @@ def session(tiny_gguf, store, n_ctx=512, with_profile=True) -> ChatSession:
     profile = store.create_profile("me") if with_profile else None
     steering = Steering("You are an AI assistant.", ("concise", "humor"), ("You are concise.", "You are funny."), np.array([0.8, -0.6]))
     return ChatSession(
-        store, decoder, Sampler(SamplerSettings(seed=0)), profile=profile, steering=steering, decoding=Decoding(0.5),
-        max_tokens=8, conversation_id=store.start_conversation(profile, {}),
+        store, decoder, Settings(seed=0, max_tokens=8), profile=profile, steering=steering,
+        conversation_id=store.start_conversation(profile, {}),
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 import typer
+from rich.markup import escape
 
 from drift_local.cli.common import err_console
 from drift_local.errors import DriftError
@@ -30,6 +31,7 @@ def _register() -> None:
     from drift_local.cli import demo_cmd  # noqa: F401
     from drift_local.cli import eval_cmd  # noqa: F401
     from drift_local.cli import rate_cmd  # noqa: F401
+    from drift_local.cli import logs_cmd  # noqa: F401
 
 
 def main() -> None:
@@ -40,9 +42,9 @@ def main() -> None:
         if isinstance(code, int) and code:
             sys.exit(code)
     except DriftError as exc:
-        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
         if exc.hint:
-            err_console.print(f"[dim]hint: {exc.hint}[/]", highlight=False, soft_wrap=True)
+            err_console.print(f"[dim]hint: {escape(exc.hint)}[/]", highlight=False, soft_wrap=True)
         sys.exit(1)
     except KeyboardInterrupt:
         err_console.print("[yellow]interrupted[/]")

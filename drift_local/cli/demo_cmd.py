@@ -12,7 +12,7 @@ from rich.text import Text
 from drift_local.cli import options
 from drift_local.cli.app import app
 from drift_local.cli.common import console
-from drift_local.cli.settings_flags import decoding_of, sampler_settings, settings_with
+from drift_local.cli.settings_flags import settings_with
 
 DEMO_PROMPT = "How do I make a good cup of tea?"
 
@@ -40,9 +40,9 @@ def demo(
     from drift_local.profiles.importers import read_pairs
     from drift_local.profiles.store import Store
     from drift_local.sessions.fit import fit_profile, steering_from_fit
-    from drift_local.sessions.runtime import context_settings, open_models
+    from drift_local.sessions.runtime import open_models
 
-    settings = settings_with(beta=beta)
+    settings = settings_with(beta=beta, seed=seed)
     models = open_models(settings, llm, slm)
     console.print(f"[bold]1.[/] models: LLM [cyan]{models.llm.path.name}[/], sLM [cyan]{models.slm.path.name}[/]")
     pairs_file = resources.files("drift_local.data").joinpath("demo_pairs.jsonl")
@@ -58,7 +58,7 @@ def demo(
         console.print(f"   [dim]Q:[/] {pairs[1].prompt}\n   [green]chosen:[/] {pairs[1].chosen}\n   [red]rejected:[/] {pairs[1].rejected}")
         console.print("[bold]3.[/] Drift Approximation: each answer scored under the base and 41 attribute prompts")
         with token_progress("scoring") as progress:
-            outcome = fit_profile(store, profile, models.slm, context_settings(settings), progress=progress)
+            outcome = fit_profile(store, profile, models.slm, settings.context(), progress=progress)
         print_fit_report(fit_report(profile, len(pairs), outcome.record, settings.attributes, stale=False))
         steering = steering_from_fit(outcome.record, store, profile, settings.attributes)
     console.print(f"[bold]4.[/] Drift Decoding, β {settings.beta}: the same question, same seed, plain vs steered")
@@ -69,9 +69,8 @@ def _side_by_side(models, steering, settings, prompt: str, seed: int, max_tokens
     from drift_local.drift.sampling import Sampler
     from drift_local.engine.chat import Message
     from drift_local.sessions.decoder import DriftDecoder
-    from drift_local.sessions.runtime import context_settings
 
-    decoder = DriftDecoder(models, steering.k, context_settings(settings))
+    decoder = DriftDecoder(models, steering.k, settings.context())
     texts = {"plain": Text(), "drift": Text()}
     table = Table(title=prompt, expand=True)
     table.add_column("plain LLM", ratio=1)
@@ -80,6 +79,6 @@ def _side_by_side(models, steering, settings, prompt: str, seed: int, max_tokens
     conversation = [Message("user", prompt)]
     with Live(table, console=console, refresh_per_second=8):
         for key, steer in (("plain", None), ("drift", steering)):
-            sampler = Sampler(sampler_settings(settings, seed=seed, greedy=False, top_k=0, min_p=0.0, repeat_penalty=1.0))
-            for step in decoder.stream(conversation, steer, decoding=decoding_of(settings), sampler=sampler, max_tokens=max_tokens):
+            sampler = Sampler(settings.sampler())
+            for step in decoder.stream(conversation, steer, decoding=settings.decoding(), sampler=sampler, max_tokens=max_tokens):
                 texts[key].append(step.text)

@@ -45,7 +45,7 @@ def evaluate_command(
     from drift_local.profiles.store import Store
     from drift_local.sessions.evaluate import DEFAULT_METHOD, METHODS, SPLITS, evaluate
     from drift_local.sessions.rewards import PairText, RewardCache
-    from drift_local.sessions.runtime import context_settings, open_slm
+    from drift_local.sessions.runtime import open_slm
 
     if split not in SPLITS:
         raise DriftError(f"unknown --split {split!r}", "use prompt (the default) or random")
@@ -58,7 +58,7 @@ def evaluate_command(
     model = open_slm(settings, slm)
     with Store.open() as store:
         attributes = paper_attributes()
-        cache = RewardCache(store, model, context_settings(settings), settings.max_response_tokens)
+        cache = RewardCache(store, model, settings.context(), settings.max_response_tokens)
         with token_progress(f"scoring {len(pairs)} pairs") as progress:
             cache.fill_missing(pairs, attributes, progress)
         rewards = {mode: cache.rewards(pairs, attributes, mode) for mode in ("sum", "mean")}

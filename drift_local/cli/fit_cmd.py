@@ -34,7 +34,7 @@ def fit(
     """
     from drift_local.profiles.store import Store
     from drift_local.sessions.fit import fit_profile
-    from drift_local.sessions.runtime import context_settings, open_slm
+    from drift_local.sessions.runtime import open_slm
 
     settings = settings_with(
         method=method, reward=reward, max_response_tokens=max_response_tokens, n_ctx=n_ctx, threads=threads, n_gpu_layers=n_gpu_layers
@@ -44,7 +44,7 @@ def fit(
         model = open_slm(settings, slm)
         with token_progress(f"scoring with {model.path.name}") as progress:
             outcome = fit_profile(
-                store, target, model, context_settings(settings),
+                store, target, model, settings.context(),
                 method=settings.method, reward=settings.reward, max_response_tokens=settings.max_response_tokens, progress=progress,
             )
     record = outcome.record

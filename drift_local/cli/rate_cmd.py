@@ -20,7 +20,7 @@ from drift_local.cli import options
 from drift_local.cli.app import app
 from drift_local.cli.common import console, err_console
 from drift_local.cli.progress import token_progress
-from drift_local.cli.settings_flags import decoding_of, settings_with
+from drift_local.cli.settings_flags import settings_with
 from drift_local.errors import DriftError
 
 KEYS = "[bold]1[/]/[bold]2[/] choose · [bold]t[/] tie · [bold]s[/] skip · [bold]u[/] undo · [bold]e[/] edit prompt · [bold]q[/] quit"
@@ -50,7 +50,7 @@ def rate(
     from drift_local.profiles.store import Store
     from drift_local.sessions.rate import RateWorker, Rater, bundled_prompts, prompt_cycle, read_prompts
     from drift_local.sessions.rewards import RewardCache
-    from drift_local.sessions.runtime import context_settings, open_models
+    from drift_local.sessions.runtime import open_models
 
     if non_interactive and not choose_by:
         raise DriftError("--non-interactive needs --choose-by", "e.g. --choose-by fewer-words")
@@ -59,7 +59,7 @@ def rate(
     settings = settings_with(beta=beta)
     pool = read_prompts(prompts) if prompts else bundled_prompts()
     models = open_models(settings, llm, slm)
-    ctx_settings = context_settings(settings)
+    ctx_settings = settings.context()
     store = Store.open()
     try:
         target = _profile(store, profile)
@@ -68,7 +68,7 @@ def rate(
         rater = Rater(store, target, attributes, cache, strategy=strategy, method=settings.method, reward=settings.reward, seed=seed)
         _score_existing(rater)
         rater.refit()
-        worker = RateWorker(models, attributes, ctx_settings, cap=settings.max_response_tokens, decoding=decoding_of(settings), max_tokens=max_tokens)
+        worker = RateWorker(models, attributes, ctx_settings, cap=settings.max_response_tokens, decoding=settings.decoding(), max_tokens=max_tokens)
         try:
             session = _Session(rater, worker, prompt_cycle(pool, seed), n)
             if non_interactive:

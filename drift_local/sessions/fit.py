@@ -7,6 +7,7 @@ from typing import Callable
 
 import numpy as np
 
+from drift_local.config import Settings
 from drift_local.drift.approx import DEFAULT_METHOD, Fit, Pairs, fit_pairs, sign_stability, top_k
 from drift_local.engine.context import ContextSettings
 from drift_local.engine.model import Model
@@ -132,3 +133,13 @@ def profile_steering(
             store, profile, slm, settings, method=method, reward=reward, max_response_tokens=max_response_tokens, progress=progress
         ).record
     return steering_from_fit(record, store, profile, k), None
+
+
+def settings_steering(
+    store: Store, profile: Profile, slm: Model, settings: Settings, progress: ProgressStarter | None = None
+) -> tuple[Steering | None, str | None]:
+    """`profile_steering` with the method, reward, scoring cap and k of the user's settings."""
+    return profile_steering(
+        store, profile, slm, settings.context(), settings.attributes, method=settings.method,
+        reward=settings.reward, max_response_tokens=settings.max_response_tokens, progress=progress,
+    )
