@@ -130,7 +130,7 @@ def export(
 ) -> None:
     """Write a profile's pairs, attribute choices and fit history as JSON.
 
-    `drift-local profile import` reads its pairs back."""
+    `drift-local profile import` reads it all back, into this or a new profile."""
     with Store.open() as store:
         data = store.export_profile(name)
     if file == "-":
@@ -165,18 +165,20 @@ def import_pairs(
 ) -> None:
     """Add the preference pairs in a file to a profile.
 
-    All pairs are added in one go, or none; pairs the profile already holds are not added twice."""
-    result = read_pairs(file, user=user, skip_bad=skip_bad)
-    with Store.open() as store, store.transaction():
-        profile = _existing_or_new(store, name, create)
-        held = {(p.prompt, p.chosen, p.rejected) for p in store.list_pairs(profile)}
-        new = [p for p in result.pairs if (p.prompt, p.chosen, p.rejected) not in held]
-        store.add_pairs(profile, new)
-        total = store.count_pairs(profile)
-    already = f", {len(result.pairs) - len(new)} already there" if len(new) < len(result.pairs) else ""
+    All pairs are added in one go, or none; pairs the profile already holds are not added twice.
+    A `profile export` file brings its custom and disabled attributes and fit history too."""
+    from drift_local.sessions.profiles import import_file
+
+    outcome = import_file(name, file, user=user, skip_bad=skip_bad, create=create)
+    result = outcome.read
+    already = f", {len(result.pairs) - outcome.added} already there" if outcome.added < len(result.pairs) else ""
     console.print(
-        f"imported {_pairs(len(new))} into '{name}' (format: {result.format}{already}); it holds {total} now"
+        f"imported {_pairs(outcome.added)} into '{name}' (format: {result.format}{already}); it holds {_pairs(outcome.total)} now",
+        highlight=False,
     )
+    restored = [f"{n} {what}" for n, what in ((outcome.attributes, "custom attributes"), (outcome.disabled, "attributes switched off"), (outcome.fits, "fits")) if n]
+    if restored:
+        console.print("also restored: " + ", ".join(restored), highlight=False)
     if result.skipped:
         numbers = ", ".join(str(number) for number, _ in result.skipped[:20])
         more = ", ..." if len(result.skipped) > 20 else ""
@@ -197,21 +199,49 @@ def add_pair(
     ] = None,
     tie: Annotated[bool, typer.Option("--tie", help="The two responses were equally good.")] = False,
 ) -> None:
-    """Add one preference pair.
+    """Add one preference pair (the profile is created if it does not exist).
 
     Fields not given as options are asked for when run in a terminal."""
-    with Store.open() as store:
-        profile = store.get_profile(name)
-        pair = PairIn(
-            _given_or_asked(prompt, "prompt"),
-            _given_or_asked(chosen, "chosen"),
-            _given_or_asked(rejected, "rejected"),
-            tie=tie,
-            source="cli",
-        )
-        (pair_id,) = store.add_pairs(profile, [pair])
-        total = store.count_pairs(profile)
+    from drift_local.sessions.profiles import add_pair as store_pair
+
+    pair = PairIn(
+        _given_or_asked(prompt, "prompt"), _given_or_asked(chosen, "chosen"), _given_or_asked(rejected, "rejected"),
+        tie=tie, source="cli",
+    )
+    pair_id, total = store_pair(name, pair)
     console.print(f"added pair #{pair_id} to '{name}'; it holds {_pairs(total)} now")
+
+
+@profile_app.command("pairs")
+def list_pairs(name: ProfileName, json_output: JsonFlag = False) -> None:
+    """List a profile's preference pairs, with the ids `profile rm-pair` takes."""
+    with Store.open() as store:
+        pairs = store.list_pairs(store.get_profile(name))
+    if json_output:
+        print_json([asdict(pair) for pair in pairs])
+        return
+    if not pairs:
+        console.print(f"profile '{name}' has no pairs yet")
+        return
+    table = Table("id", "prompt", "chosen", "rejected", "source")
+    for p in pairs:
+        chosen, rejected = (f"(tie) {p.chosen}", f"(tie) {p.rejected}") if p.tie else (p.chosen, p.rejected)
+        table.add_row(str(p.id), *(escape(_short(text)) for text in (p.prompt, chosen, rejected, p.source)))
+    console.print(table)
+    ties = sum(p.tie for p in pairs)
+    console.print(f"{_pairs(len(pairs))}" + (f", {ties} of them ties (fits leave ties out)" if ties else ""))
+
+
+@profile_app.command("rm-pair")
+def rm_pair(
+    name: ProfileName,
+    pair_id: Annotated[int, typer.Argument(metavar="ID", help="The pair's id (see: drift-local profile pairs NAME).")],
+) -> None:
+    """Delete one preference pair (the next fit, chat or generate refits without it)."""
+    from drift_local.sessions.profiles import remove_pair
+
+    total = remove_pair(name, pair_id)
+    console.print(f"deleted pair #{pair_id} from '{name}'; it holds {_pairs(total)} now")
 
 
 @profile_app.command()
@@ -297,13 +327,9 @@ def _given_or_asked(value: str | None, field: str) -> str:
     return typer.prompt(field)
 
 
-def _existing_or_new(store: Store, name: str, create: bool) -> Profile:
-    try:
-        return store.get_profile(name)
-    except DriftError:
-        if not create:
-            raise
-        return store.create_profile(name)
+def _short(text: str, width: int = 40) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _split_attribute_spec(spec: str) -> tuple[str, str]:

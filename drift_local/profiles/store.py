@@ -588,6 +588,7 @@ class Store:
         regularization: float | None = None,
         length_weight: float = 0.0,
         answer_tokens: float = 0.0,
+        created: str | None = None,  # an imported fit keeps its time
     ) -> int:
         if not names or not len(names) == len(weights) == len(preference):
             raise DriftError(
@@ -601,7 +602,7 @@ class Store:
                                      length_weight, answer_tokens)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
-                    profile.id, _now(), model_id, method, reward, int(n_pairs), json.dumps(list(names)),
+                    profile.id, created or _now(), model_id, method, reward, int(n_pairs), json.dumps(list(names)),
                     json.dumps([float(w) for w in weights]), json.dumps([float(p) for p in preference]),
                     None if sign_stability is None else json.dumps([float(x) for x in sign_stability]),
                     None if regularization is None else float(regularization),
