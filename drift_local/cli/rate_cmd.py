@@ -33,7 +33,7 @@ def rate(
     n: Annotated[int, typer.Option("--n", min=1, help="Number of choices to ask for.")] = 20,
     strategy: Annotated[str, typer.Option("--strategy", help="active: ask where the weights are least certain; random: a random attribute.")] = "active",
     seed: options.Seed = 0,
-    beta: Annotated[float, typer.Option("--beta", min=0.01, help="Steering strength of the candidates: one attribute at full weight, so gentler than chat's 0.5 keeps both answers fluent.")] = 1.0,
+    beta: Annotated[float, typer.Option("--beta", help="Steering strength of the candidates: one attribute at full weight, so gentler than chat's 0.5 keeps both answers fluent.")] = 1.0,
     max_tokens: Annotated[int, typer.Option("--max-tokens", min=8, help="Longest candidate answer, in tokens; long enough that most answers can end on their own, so a taste for short ones can show. A cut answer is shown up to its last whole sentence.")] = 160,
     llm: options.Llm = None,
     slm: options.Slm = None,
@@ -52,11 +52,16 @@ def rate(
     from drift_local.sessions.rewards import RewardCache
     from drift_local.sessions.runtime import open_models
 
+    from drift_local.sessions.simulated_users import SIMULATED_USERS
+
     if non_interactive and not choose_by:
         raise DriftError("--non-interactive needs --choose-by", "e.g. --choose-by fewer-words")
+    if choose_by and choose_by not in SIMULATED_USERS and not choose_by.startswith("cmd:"):
+        raise DriftError(f"unknown --choose-by {choose_by!r}", f"use {', '.join(SIMULATED_USERS)} or cmd:COMMAND")
     if not non_interactive and not sys.stdin.isatty():
         raise DriftError("rate needs a terminal", "or use --non-interactive --choose-by ...")
-    settings = settings_with(beta=beta)
+    settings = settings_with(beta=beta, seed=seed)
+    seed = settings.seed
     pool = read_prompts(prompts) if prompts else bundled_prompts()
     models = open_models(settings, llm, slm)
     ctx_settings = settings.context()
@@ -128,8 +133,6 @@ class _Session:
     def scripted(self, spec: str) -> None:
         from drift_local.sessions.simulated_users import SIMULATED_USERS
 
-        if spec not in SIMULATED_USERS and not spec.startswith("cmd:"):
-            raise DriftError(f"unknown --choose-by {spec!r}", f"use {', '.join(SIMULATED_USERS)} or cmd:COMMAND")
         while self.round < self.n:
             candidates, scoring = self._next_pair()
             choice = SIMULATED_USERS[spec].choose(*candidates.texts) if spec in SIMULATED_USERS else _ask_command(spec[4:], candidates)
