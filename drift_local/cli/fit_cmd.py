@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from drift_local.cli import options
 from drift_local.cli.app import app
@@ -33,7 +34,9 @@ def fit(
     whose strength is chosen from your own pairs; --method paper is the paper's closed form.
     """
     from drift_local.profiles.store import Store
+    from drift_local.engine.context import default_threads
     from drift_local.sessions.fit import fit_profile
+    from drift_local.sessions.rewards import rough_scoring_seconds
     from drift_local.sessions.runtime import open_slm
 
     settings = settings_with(
@@ -42,7 +45,12 @@ def fit(
     with Store.open() as store:
         target = store.get_profile(profile)
         model = open_slm(settings, slm)
-        with token_progress(f"scoring with {model.path.name}") as progress:
+        threads, size = settings.threads or default_threads(), model.path.stat().st_size
+
+        def estimate(tokens: int) -> float:
+            return rough_scoring_seconds(size, tokens, threads)
+
+        with token_progress(f"scoring with {escape(model.path.name)}", estimate) as progress:
             outcome = fit_profile(
                 store, target, model, settings.context(),
                 method=settings.method, reward=settings.reward, max_response_tokens=settings.max_response_tokens, progress=progress,
@@ -55,7 +63,14 @@ def fit(
             "attributes": [{"name": n, "weight": w, "preference": p} for n, w, p in zip(record.names, record.weights, record.preference)],
         })
         return
+    ties = outcome.ties
     console.print(
-        f"fitted [bold]{profile}[/] on {record.n_pairs} pairs ({record.method}, {record.reward} rewards; "
-        f"{outcome.scored_tokens} tokens scored, the rest cached). See: drift-local profile show {profile}"
+        f"fitted [bold]{escape(profile)}[/] on {_pairs(record.n_pairs)}" + (f" ({ties} {'tie' if ties == 1 else 'ties'} left out)" if ties else "")
+        + f" ({record.method}, {record.reward} rewards; {outcome.scored_tokens:,} tokens scored, the rest cached). "
+        f"See: drift-local profile show {escape(profile)}",
+        highlight=False,
     )
+
+
+def _pairs(n: int) -> str:
+    return f"{n} pair{'' if n == 1 else 's'}"

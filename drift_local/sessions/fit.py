@@ -28,6 +28,7 @@ class FitOutcome:
     record: FitRecord
     fit: Fit
     scored_tokens: int  # 0 when every reward was cached
+    ties: int = 0  # pairs the fit leaves out: neither answer preferred
 
 
 def profile_pairs(store: Store, profile: Profile) -> list[PairText]:
@@ -78,7 +79,8 @@ def fit_profile(
     scored = cache.fill_missing(pairs, attributes, progress)
     rewards = cache.rewards(pairs, attributes, reward)
     fit = fit_pairs(rewards, method)
-    return FitOutcome(save_fit(store, profile, slm, rewards, fit, attributes.names, reward), fit, scored)
+    ties = store.count_pairs(profile) - len(pairs)
+    return FitOutcome(save_fit(store, profile, slm, rewards, fit, attributes.names, reward), fit, scored, ties)
 
 
 def steering_from_fit(record: FitRecord, store: Store, profile: Profile, k: int) -> Steering:
