@@ -7,23 +7,20 @@ import json
 import os
 import sys
 from dataclasses import asdict
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 from rich.markup import escape
 from rich.table import Table
-from rich.text import Text
 
 from drift_local.cli.app import app
 from drift_local.cli.common import console, err_console, print_json
+from drift_local.cli.fit_report import fit_report, pairs as _pairs, print_fit_report, when as _when
 from drift_local.config import load_settings
 from drift_local.errors import DriftError
 from drift_local.profiles.importers import read_pairs
-from drift_local.profiles.store import FitRecord, PairIn, Profile, Store
-
-BAR_WIDTH = 16  # characters on each side of the centre line
+from drift_local.profiles.store import PairIn, Store
 
 profile_app = typer.Typer(no_args_is_help=True, rich_markup_mode="rich")
 app.add_typer(
@@ -88,17 +85,14 @@ def show(
     ~ has a sign that is not stable: refits on resampled prompts disagree on it in more than
     1 of 10, so it is more likely noise than taste. The mean W-L per pair (the paper's unit
     implicit preference) is printed beside each bar."""
-    from drift_local.sessions.fit import is_stale
+    from drift_local.sessions.fit import fit_status
 
     settings = load_settings()
     with Store.open() as store:
         profile = store.get_profile(name)
         n_pairs = store.count_pairs(profile)
-        fit = store.latest_fit(profile)
-        stale = fit is not None and is_stale(
-            fit, store.count_pairs(profile, include_ties=False), settings.method, settings.reward, store.active_attributes(profile).names
-        )
-    report = fit_report(profile, n_pairs, fit, top or settings.attributes, stale)
+        fit, stale = fit_status(store, profile, settings.method, settings.reward)
+    report = fit_report(profile, n_pairs, fit, top or settings.attributes, fit is not None and stale)
     if json_output:
         print_json(report)
     else:
@@ -302,15 +296,6 @@ def attributes(
 # -- helpers --------------------------------------------------------------------------------
 
 
-def _pairs(n: int) -> str:
-    return f"{n} pair{'' if n == 1 else 's'}"
-
-
-def _when(iso_time: str) -> str:
-    """A stored UTC time, as local time to the minute."""
-    return datetime.fromisoformat(iso_time).astimezone().strftime("%Y-%m-%d %H:%M")
-
-
 def _confirmed(question: str) -> bool:
     if not sys.stdin.isatty():
         raise DriftError("not deleting without confirmation", hint="pass --yes to delete without a terminal")
@@ -351,84 +336,3 @@ def _write_json(path: Path, data: Any) -> None:
     except OSError as exc:
         partial.unlink(missing_ok=True)
         raise DriftError(f"cannot write {path}: {exc.strerror or exc}") from None
-
-
-def _top_k(fit: FitRecord, k: int) -> set[str]:
-    by_strength = sorted(zip(fit.names, fit.weights), key=lambda nw: -abs(nw[1]))
-    return {name for name, _ in by_strength[:k]}
-
-
-def fit_report(profile: Profile, n_pairs: int, fit: FitRecord | None, k: int, stale: bool) -> dict:
-    """What `profile show` prints, as JSON-able data."""
-    from drift_local.sessions.fit import STABLE_SIGN
-
-    report: dict[str, Any] = {"profile": profile.name, "n_pairs": n_pairs, "fit": None, "attributes": []}
-    if fit is None:
-        return report
-    report["fit"] = {
-        "id": fit.id,
-        "created": fit.created,
-        "model_id": fit.model_id,
-        "method": fit.method,
-        "reward": fit.reward,
-        "n_pairs": fit.n_pairs,
-        "top_k": min(k, len(fit.names)),
-        "regularization": fit.regularization,
-        "length_weight": fit.length_weight,
-        "stale": stale,
-    }
-    top = _top_k(fit, k)
-    stability = fit.sign_stability or [None] * len(fit.names)
-    rows = [
-        {
-            "name": name, "weight": weight, "preference": preference, "in_top_k": name in top,
-            "sign_stability": kept, "stable": kept is None or kept >= STABLE_SIGN,
-        }
-        for name, weight, preference, kept in zip(fit.names, fit.weights, fit.preference, stability)
-    ]
-    report["attributes"] = sorted(rows, key=lambda row: -row["weight"])
-    return report
-
-
-def print_fit_report(report: dict) -> None:
-    name, fit = report["profile"], report["fit"]
-    console.print(f"profile '{name}': {_pairs(report['n_pairs'])}")
-    refit = f"drift-local fit --profile {name}"
-    if fit is None:
-        console.print(f"no fit yet; run: {refit}")
-        return
-    console.print(
-        f"fit #{fit['id']} of {_when(fit['created'])} on {_pairs(fit['n_pairs'])}: method {fit['method']}, "
-        f"reward {fit['reward']}, model {escape(fit['model_id'])}",
-        soft_wrap=True,
-    )
-    console.print("attribute weights, most preferred first (W-L: mean reward gap per pair):")
-    for line in _bar_lines(report["attributes"]):
-        console.print(line, soft_wrap=True)
-    console.print(f"★ the {fit['top_k']} attributes with the largest |weight|: the ones decoding uses")
-    if any(not row["stable"] for row in report["attributes"]):
-        console.print("~ sign not stable under resampling of the pairs' prompts: more likely noise than taste")
-    if fit["length_weight"]:
-        direction = "shorter" if fit["length_weight"] < 0 else "longer"
-        console.print(f"answer length: prefers {direction} answers ({fit['length_weight']:+.4f} per token); decoding ends answers accordingly")
-    if fit["stale"]:
-        console.print(f"[yellow]pairs, attributes or the fit method changed since this fit; refit with: {refit}[/]")
-
-
-def _bar_lines(rows: list[dict]) -> list[Text]:
-    scale = max(abs(row["weight"]) for row in rows) or 1.0
-    name_width = max(len(row["name"]) for row in rows)
-    lines = []
-    for row in rows:
-        weight = row["weight"]
-        bar = "█" * round(abs(weight) / scale * BAR_WIDTH)
-        line = Text("★" if row["in_top_k"] else " ", style="bold yellow")
-        line.append("~ " if not row["stable"] else "  ", style="dim")
-        line.append(row["name"].ljust(name_width) + " ")
-        faint = "" if row["stable"] else " dim"
-        line.append((bar if weight < 0 else "").rjust(BAR_WIDTH), style="red" + faint)
-        line.append("│", style="dim")
-        line.append((bar if weight > 0 else "").ljust(BAR_WIDTH), style="green" + faint)
-        line.append(f" {weight:+.3f}  W-L {row['preference']:+.2f}", style="dim")
-        lines.append(line)
-    return lines

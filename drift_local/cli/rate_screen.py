@@ -16,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from drift_local.cli.common import console
+from drift_local.drift.approx import top_k
 from drift_local.errors import DriftError
 from drift_local.sessions.rate import CHOICES, Candidates, RateSession
 
@@ -140,7 +141,7 @@ def _weights(session: RateSession):
     names = session.rater.attributes.names
     table = Table("attribute", "weight", "moved", title=f"your weights ({fit.n_pairs} pair{'' if fit.n_pairs == 1 else 's'}, ties left out)", expand=False)
     moved = {name: (old, new) for name, old, new in session.moved}
-    shown = sorted(range(len(names)), key=lambda i: -abs(fit.weights[i]))[:7]
+    shown = top_k(fit.weights, 7).tolist()
     for i in shown:
         change = moved.get(names[i])
         arrow = "" if change is None else f"{'↑' if change[1] > change[0] else '↓'} {change[1] - change[0]:+.3f}"

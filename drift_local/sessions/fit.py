@@ -113,6 +113,14 @@ def is_stale(record: FitRecord | None, n_pairs: int, method: str, reward: str, n
     return record is None or (record.n_pairs, record.method, record.reward, record.names) != (n_pairs, method, reward, names)
 
 
+def fit_status(store: Store, profile: Profile, method: str, reward: str, model_id: str | None = None) -> tuple[FitRecord | None, bool]:
+    """The latest fit (with this sLM, or any when model_id is None) and whether it is stale:
+    the one rule behind refitting before decoding and `profile show`'s warning."""
+    record = store.latest_fit(profile, model_id)
+    n_pairs = store.count_pairs(profile, include_ties=False)  # fits leave ties out
+    return record, is_stale(record, n_pairs, method, reward, store.active_attributes(profile).names)
+
+
 def profile_steering(
     store: Store,
     profile: Profile,
@@ -129,8 +137,8 @@ def profile_steering(
     n_pairs = store.count_pairs(profile, include_ties=False)  # fits leave ties out
     if n_pairs == 0:
         return None, f"profile '{profile.name}' has no preference pairs yet: plain decoding"
-    record = store.latest_fit(profile, slm.fingerprint)
-    if is_stale(record, n_pairs, method, reward, store.active_attributes(profile).names):
+    record, stale = fit_status(store, profile, method, reward, slm.fingerprint)
+    if stale:
         record = fit_profile(
             store, profile, slm, settings, method=method, reward=reward, max_response_tokens=max_response_tokens, progress=progress
         ).record
