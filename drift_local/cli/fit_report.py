@@ -65,7 +65,9 @@ def print_fit_report(report: dict) -> None:
         console.print(f"no fit yet; run: {refit}")
         return
     console.print(
-        f"fit #{fit['id']} of {when(fit['created'])} on {pairs(fit['n_pairs'])}: method {fit['method']}, "
+        f"fit #{fit['id']} of {when(fit['created'])} on {pairs(fit['n_pairs'])}"
+        + (" (fits leave ties out)" if fit["n_pairs"] < report["n_pairs"] else "")
+        + f": method {fit['method']}, "
         f"reward {fit['reward']}, model {escape(fit['model_id'])}",
         soft_wrap=True,
     )
