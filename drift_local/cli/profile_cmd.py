@@ -41,8 +41,9 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a 
 @profile_app.command()
 def create(name: ProfileName) -> None:
     """Create an empty profile that uses the paper's 41 attributes."""
-    with Store.open() as store:
-        store.create_profile(name)
+    from drift_local.sessions.profiles import create_profile
+
+    create_profile(name)
     console.print(f"created profile '{name}'; add pairs with: drift-local profile import {name} FILE")
 
 
@@ -105,12 +106,14 @@ def rm(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking.")] = False,
 ) -> None:
     """Delete a profile with all its pairs, attribute choices, fits and chat logs."""
+    from drift_local.sessions.profiles import delete_profile
+
     with Store.open() as store:
         n_pairs = store.count_pairs(store.get_profile(name))
-        if not (yes or _confirmed(f"delete profile '{name}' with its {_pairs(n_pairs)}, fits and chats?")):
-            console.print(f"kept profile '{name}'")
-            return
-        store.delete_profile(name)
+    if not (yes or _confirmed(f"delete profile '{name}' with its {_pairs(n_pairs)}, fits and chats?")):
+        console.print(f"kept profile '{name}'")
+        return
+    delete_profile(name)
     console.print(f"deleted profile '{name}' ({_pairs(n_pairs)})")
 
 
@@ -270,18 +273,11 @@ def attributes(
     Shows each attribute on or off, from the paper or custom; fitting and decoding use those on.
 
     The changes given apply all together or not at all."""
-    with Store.open() as store:
-        profile = store.get_profile(name)
-        with store.transaction():
-            for spec in add or []:
-                store.add_attribute(profile, *_split_attribute_spec(spec))
-            for attribute in enable or []:
-                store.set_attribute_enabled(profile, attribute, True)
-            for attribute in disable or []:
-                store.set_attribute_enabled(profile, attribute, False)
-            for attribute in remove or []:
-                store.remove_attribute(profile, attribute)
-        listed = store.profile_attributes(profile)
+    from drift_local.sessions.profiles import change_attributes
+
+    listed = change_attributes(
+        name, add=[_split_attribute_spec(spec) for spec in add or []], enable=enable or [], disable=disable or [], remove=remove or []
+    )
     if json_output:
         print_json([asdict(attribute) for attribute in listed])
         return

@@ -153,3 +153,27 @@ def settings_steering(
         store, profile, slm, settings.context(), settings.attributes, method=settings.method,
         reward=settings.reward, max_response_tokens=settings.max_response_tokens, progress=progress,
     )
+
+
+def fit_named(settings: Settings, name: str, slm: str | None = None, progress: ProgressStarter | None = None) -> FitOutcome:
+    """`drift-local fit`: the named profile, with the settings' sLM (or `slm`), method and reward."""
+    from drift_local.sessions.runtime import open_slm
+
+    with Store.open() as store:
+        profile = store.get_profile(name)
+        model = open_slm(settings, slm)
+        return fit_profile(
+            store, profile, model, settings.context(), method=settings.method, reward=settings.reward,
+            max_response_tokens=settings.max_response_tokens, progress=progress,
+        )
+
+
+def scoring_estimate(settings: Settings, slm: str | None = None) -> tuple[Callable[[int], float], str]:
+    """tokens -> rough seconds of scoring with this sLM on this machine, and the model's file name."""
+    from drift_local.catalog.catalog import resolve_model
+    from drift_local.engine.context import default_threads
+    from drift_local.sessions.rewards import rough_scoring_seconds
+
+    path = resolve_model(slm or settings.slm).path
+    size, threads = path.stat().st_size, settings.threads or default_threads()
+    return (lambda tokens: rough_scoring_seconds(size, tokens, threads)), path.name

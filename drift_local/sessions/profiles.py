@@ -67,6 +67,32 @@ def remove_pair(name: str, pair_id: int) -> int:
         return store.count_pairs(profile)
 
 
+def create_profile(name: str) -> Profile:
+    with Store.open() as store:
+        return store.create_profile(name)
+
+
+def delete_profile(name: str) -> None:
+    with Store.open() as store:
+        store.delete_profile(name)
+
+
+def change_attributes(name: str, *, add=(), enable=(), disable=(), remove=()) -> list:
+    """Apply all the changes in one transaction, or none; returns the profile's attributes."""
+    with Store.open() as store:
+        profile = store.get_profile(name)
+        with store.transaction():
+            for attribute_name, prompt in add:
+                store.add_attribute(profile, attribute_name, prompt)
+            for attribute in enable:
+                store.set_attribute_enabled(profile, attribute, True)
+            for attribute in disable:
+                store.set_attribute_enabled(profile, attribute, False)
+            for attribute in remove:
+                store.remove_attribute(profile, attribute)
+        return store.profile_attributes(profile)
+
+
 # -- export files ---------------------------------------------------------------------------
 
 _FIT_LISTS = ("names", "weights", "preference")
