@@ -53,8 +53,11 @@ def prompt_in(screen: str) -> str | None:
 
 def next_pair(term: Terminal, status: str) -> str:
     """The prompt of the pair on screen once it and `status` are shown."""
-    screen = term.read_until(lambda seen: status in seen and prompt_in(seen.rsplit(status, 1)[1]) and "q quit" in seen.rsplit(status, 1)[1])
-    return prompt_in(screen.rsplit(status, 1)[1])
+    def written(seen: str) -> bool:  # the last frame shows the pair whole (▌ marks answers being written)
+        frame = seen.rsplit(status, 1)[1] if status in seen else ""
+        return bool(prompt_in(frame)) and "q quit" in frame and "▌" not in frame
+
+    return prompt_in(term.read_until(written).rsplit(status, 1)[1])
 
 
 def test_undo_shows_the_pair_again_and_q_quits_at_once(tiny_gguf):

@@ -35,22 +35,25 @@ class _Screen:
         self.scoring: Future | None = None
         self.status = ""
 
-    def draw(self) -> None:
-        self.live.update(_view(self.session, self.candidates, self.scoring, self.status), refresh=True)
+    def draw(self, writing: Future | None = None) -> None:
+        shown = self.candidates
+        if shown is None and writing is not None and hasattr(writing, "partial"):  # the answers as they are written
+            shown = Candidates(writing.prompt, "", tuple(text + "▌" for text in writing.partial))
+        self.live.update(_view(self.session, shown, self.scoring, self.status), refresh=True)
 
     def wait(self, future: Future, doing: str, saved: str = ""):
         """The future's result, reading keys meanwhile: q quits, others are told to wait."""
         if future.done():
             return future.result()
         self.status = doing
-        self.draw()
+        self.draw(future)
         while not future.done():
             key = self.keys.read(timeout=POLL_S)
             if key == "q":
                 raise _Quit
             if key is not None:
                 self.status = f"{doing} {saved}(press q to quit)"
-                self.draw()
+            self.draw(future)
         self.status = ""
         return future.result()
 
@@ -97,6 +100,7 @@ class _Screen:
             prompt = console.input("[bold]your prompt:[/] ").strip()
         self.live.start()
         if prompt:
+            self.candidates, self.scoring = None, None
             self.candidates = self.wait(self.session.write_now(prompt), "writing two answers…")
             self.scoring = self.session.shown(self.candidates)
 

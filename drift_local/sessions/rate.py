@@ -155,18 +155,21 @@ class Cancelled(Exception):
 
 def write_candidates(
     decoder: DriftDecoder, attributes: AttributeSet, prompt: str, attribute: str, *, decoding: Decoding, max_tokens: int, seed: int,
-    stop: threading.Event | None = None,
+    stop: threading.Event | None = None, partial: list[str] | None = None,
 ) -> Candidates:
-    """The LLM's answer steered toward the attribute, then away from it (same seed)."""
+    """The LLM's answer steered toward the attribute, then away from it (same seed).
+    `partial` (two texts) grows token by token, for a screen to show them as they come."""
     index = attributes.names.index(attribute)
     texts = []
-    for sign in (1.0, -1.0):
+    for i, sign in enumerate((1.0, -1.0)):
         steering = Steering(attributes.base, (attribute,), (attributes.prompts[index],), np.array([sign]))
         answer = Answer()
         sampler = Sampler(SamplerSettings(seed=seed))
-        for _ in decoder.stream([Message("user", prompt)], steering, decoding=decoding, sampler=sampler, max_tokens=max_tokens, answer=answer):
+        for step in decoder.stream([Message("user", prompt)], steering, decoding=decoding, sampler=sampler, max_tokens=max_tokens, answer=answer):
             if stop is not None and stop.is_set():
                 raise Cancelled
+            if partial is not None:
+                partial[i] += step.text
         texts.append(whole_sentences(answer.text.strip()) if answer.stop == "length" else answer.text.strip())
     return Candidates(prompt, attribute, (texts[0], texts[1]))
 
@@ -247,9 +250,14 @@ class RateWorker:
         return future
 
     def write(self, prompt: str, attribute: str, seed: int) -> Future:
-        return self._submit(lambda decoder, cache: write_candidates(
-            decoder, self.attributes, prompt, attribute, decoding=self.decoding, max_tokens=self.max_tokens, seed=seed, stop=self._stop,
+        """A future Candidates; its `prompt` and `partial` texts can be shown while it is written."""
+        partial = ["", ""]
+        future = self._submit(lambda decoder, cache: write_candidates(
+            decoder, self.attributes, prompt, attribute, decoding=self.decoding, max_tokens=self.max_tokens, seed=seed,
+            stop=self._stop, partial=partial,
         ))
+        future.prompt, future.partial = prompt, partial
+        return future
 
     def score(self, candidates: Candidates) -> Future:
         return self._submit(lambda decoder, cache: score_candidates(cache, self.attributes, candidates, self._stop))
