@@ -116,3 +116,19 @@ def test_continue_keeps_beta_and_the_system_prompt(tiny_gguf):
     flagged, _, _ = open_chat(settings.updated(beta=2.0), continue_last=True, keep_beta=False)
     assert flagged.settings.beta == 2.0
     flagged.close()
+
+
+def test_resume_by_id_takes_the_conversations_profile(tiny_gguf):
+    from drift_local.sessions.chat import open_chat
+
+    with Store.open() as store:
+        store.create_profile("you")
+        conversation = store.start_conversation(store.create_profile("me"), {})
+        store.add_message(conversation, "user", "hi")
+        store.add_message(conversation, "assistant", "hello", {"beta": 0.5})
+    settings = Settings(llm=str(tiny_gguf), attributes=0)
+    with pytest.raises(DriftError, match="belongs to profile 'me', not 'you'"):
+        open_chat(settings, profile="you", resume=conversation)
+    chat, _, _ = open_chat(settings, resume=conversation)
+    assert chat.profile.name == "me" and chat.conversation_id == conversation and len(chat.state.history) == 2
+    chat.close()
