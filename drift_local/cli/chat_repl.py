@@ -14,7 +14,7 @@ from typing import Callable, Iterator
 from rich.markup import escape
 from rich.table import Table
 
-from drift_local.cli.common import console, err_console, error_line, note
+from drift_local.cli.common import console, error_line, note
 from drift_local.errors import DriftError
 from drift_local.sessions.chat import CHAT_SETTINGS, ChatSession
 from drift_local.sessions.decoder import Answer

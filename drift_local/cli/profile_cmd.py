@@ -19,7 +19,6 @@ from drift_local.cli.common import console, err_console, print_json
 from drift_local.cli.fit_report import fit_report, pairs as _pairs, print_fit_report, when as _when
 from drift_local.config import load_settings
 from drift_local.errors import DriftError
-from drift_local.profiles.importers import read_pairs
 from drift_local.profiles.store import PairIn, Store
 
 profile_app = typer.Typer(no_args_is_help=True, rich_markup_mode="rich")
