@@ -36,7 +36,7 @@ def main() -> None:
     from drift_local.profiles.store import Store
     from drift_local.sessions.evaluate import DEFAULT_METHOD, LENGTH_ONLY, METHODS, evaluate
     from drift_local.sessions.rewards import PairText, RewardCache
-    from drift_local.sessions.runtime import context_settings, open_slm
+    from drift_local.sessions.runtime import open_slm
     from drift_local.sessions.simulated_users import DEV_USERS, SIMULATED_USERS
 
     settings = Settings()
@@ -45,7 +45,7 @@ def main() -> None:
     model = open_slm(settings)
     results = {}
     with Store.open() as store:
-        cache = RewardCache(store, model, context_settings(settings))
+        cache = RewardCache(store, model, settings.context())
         for user in users:
             pairs = [PairText(p.prompt, p.chosen, p.rejected) for p in read_pairs(Path(args.data) / "users" / f"{user}.jsonl").pairs]
             cache.fill_missing(pairs, paper_attributes())

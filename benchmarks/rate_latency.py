@@ -26,26 +26,26 @@ def main() -> None:
     os.environ["DRIFT_LOCAL_HOME"] = tempfile.mkdtemp(prefix="drift-rate-bench-")
 
     from drift_local.attributes import paper_attributes
-    from drift_local.cli import rate_cmd
+    from drift_local.cli.rate_screen import _view
     from drift_local.config import Settings
     from drift_local.drift.steering import Decoding
     from drift_local.profiles.store import Store
     from drift_local.sessions.decoder import DriftDecoder
-    from drift_local.sessions.rate import Rater, score_candidates, write_candidates
+    from drift_local.sessions.rate import Rater, RateSession, score_candidates, write_candidates
     from drift_local.sessions.rewards import RewardCache
-    from drift_local.sessions.runtime import context_settings, open_models
+    from drift_local.sessions.runtime import open_models
 
     settings = Settings()
     models = open_models(settings)
-    ctx = context_settings(settings)
+    ctx = settings.context()
     attributes = paper_attributes()
     decoder = DriftDecoder(models, 1, ctx)
     store = Store.open()
     profile = store.create_profile("bench")
     cache = RewardCache(store, models.slm, ctx, 24)
     rater = Rater(store, profile, attributes, cache, seed=0)
-    screen = rate_cmd._Session.__new__(rate_cmd._Session)  # only its drawing is used
-    screen.rater, screen.n, screen.round, screen.moved, screen.status = rater, 99, 0, [], ""
+    screen = RateSession.__new__(RateSession)  # only what the screen draws is used
+    screen.rater, screen.n, screen.round, screen.moved = rater, 99, 0, []
     sink = Console(file=io.StringIO(), width=150)
 
     print(f"scoring {args.pairs + args.repeats} pairs first (cap 24 tokens; not part of the latency)...", flush=True)
@@ -61,7 +61,7 @@ def main() -> None:
     for candidates in written[args.pairs :]:
         started = time.perf_counter()
         rater.choose(candidates, "first")  # store + refit + save the fit
-        sink.print(screen._screen(candidates))  # redraw
+        sink.print(_view(screen, candidates, None, ""))  # redraw
         timings.append(time.perf_counter() - started)
     print(f"keypress to updated weights on screen, {args.pairs}+ pairs in the profile: "
           f"median {statistics.median(timings) * 1000:.1f} ms, max {max(timings) * 1000:.1f} ms (bar: 500 ms)")

@@ -61,11 +61,11 @@ def main() -> None:
     from drift_local.sessions.rate import Candidates, Rater, bundled_prompts, write_candidates
     from drift_local.sessions.simulated_users import SIMULATED_USERS
     from drift_local.sessions.rewards import RewardCache
-    from drift_local.sessions.runtime import context_settings, open_models
+    from drift_local.sessions.runtime import open_models
 
     settings = Settings()
     models = open_models(settings)
-    ctx = context_settings(settings)
+    ctx = settings.context()
     attributes = paper_attributes()
     started = time.perf_counter()
 

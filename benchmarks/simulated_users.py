@@ -87,10 +87,10 @@ def write_candidates(
     from drift_local.engine.chat import Message
     from drift_local.sessions.decoder import Answer, DriftDecoder
     from drift_local.sessions.rate import whole_sentences
-    from drift_local.sessions.runtime import context_settings, open_models
+    from drift_local.sessions.runtime import open_models
 
     settings = Settings()
-    decoder = DriftDecoder(open_models(settings), 0, context_settings(settings))
+    decoder = DriftDecoder(open_models(settings), 0, settings.context())
     writers = paper_attributes().prompts
     rng = np.random.default_rng(seed)
     started, written = time.perf_counter(), []
@@ -127,7 +127,7 @@ def score(candidates: list[dict]) -> None:
     from drift_local.config import Settings
     from drift_local.profiles.store import Store
     from drift_local.sessions.rewards import PairText, RewardCache
-    from drift_local.sessions.runtime import context_settings, open_slm
+    from drift_local.sessions.runtime import open_slm
 
     settings = Settings()
     pairs = [
@@ -135,7 +135,7 @@ def score(candidates: list[dict]) -> None:
     ]
     started = time.perf_counter()
     with Store.open() as store:
-        cache = RewardCache(store, open_slm(settings), context_settings(settings))
+        cache = RewardCache(store, open_slm(settings), settings.context())
         done = [0]
 
         def progress(total: int):

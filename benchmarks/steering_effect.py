@@ -55,7 +55,7 @@ def main() -> None:
     from drift_local.sessions.decoder import BatchDecoder, Request
     from drift_local.sessions.fit import DEFAULT_METHOD, fit_profile, steering_from_fit
     from drift_local.sessions.rate import read_prompts
-    from drift_local.sessions.runtime import context_settings, open_models
+    from drift_local.sessions.runtime import open_models
     from drift_local.sessions.simulated_users import SIMULATED_USERS, decided_pairs
 
     settings = Settings()
@@ -89,7 +89,7 @@ def main() -> None:
                 store.delete_profile(name)
             profile = store.create_profile(name)
             store.add_pairs(profile, sample)
-            outcome = fit_profile(store, profile, models.slm, context_settings(settings), method=method)
+            outcome = fit_profile(store, profile, models.slm, settings.context(), method=method)
             for k in ks:
                 steerings[(user, k)] = steering_from_fit(outcome.record, store, profile, 10**6 if k == "all" else int(k))
             shown = steerings[(user, ks[0])]

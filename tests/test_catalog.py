@@ -215,8 +215,8 @@ def test_config_set_warns_about_a_model_not_downloaded(cli,
     ("args", "message"),
     [
         (("nope", "1"), "unknown setting 'nope'"),
-        (("n_ctx", "big"), "'n_ctx' must be int"),
-        (("reward", "max"), "'reward' must be one of sum, mean"),
+        (("n_ctx", "big"), "n_ctx must be a whole number >= 64"),
+        (("reward", "max"), "reward must be one of sum, mean"),
     ],
 )
 def test_config_set_rejects_bad_input(cli, 

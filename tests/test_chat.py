@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from drift_local.drift.sampling import Sampler, SamplerSettings
-from drift_local.drift.steering import Decoding
+from drift_local.config import Settings
 from drift_local.engine.context import ContextSettings
 from drift_local.engine.model import load_model
 from drift_local.errors import DriftError
@@ -22,8 +21,8 @@ def session(tiny_gguf, store, n_ctx=512, with_profile=True) -> ChatSession:
     profile = store.create_profile("me") if with_profile else None
     steering = Steering("You are an AI assistant.", ("concise", "humor"), ("You are concise.", "You are funny."), np.array([0.8, -0.6]))
     return ChatSession(
-        store, decoder, Sampler(SamplerSettings(seed=0)), profile=profile, steering=steering, decoding=Decoding(0.5),
-        max_tokens=8, conversation_id=store.start_conversation(profile, {}),
+        store, decoder, Settings(seed=0, max_tokens=8), profile=profile, steering=steering,
+        conversation_id=store.start_conversation(profile, {}),
     )
 
 
@@ -82,3 +81,54 @@ def test_oldest_turns_are_dropped_to_fit_the_context(tiny_gguf):
         chat.state.history.append(chat.state.history[0].__class__("user", "word " * 400))
         with pytest.raises(DriftError, match="too long"):
             chat.fit_history(reserve=8)
+
+
+def test_an_answer_interrupted_before_its_first_token_is_not_a_turn(tiny_gguf):
+    with Store.open() as store:
+        chat = session(tiny_gguf, store)
+        consume(chat.ask("hello", Answer()))
+
+        class CtrlC:  # the key pressed while the prompt is read, before the first token
+            def sample(self, logits, history):
+                raise KeyboardInterrupt
+
+        chat.sampler = CtrlC()
+        with pytest.raises(KeyboardInterrupt):
+            consume(chat.ask("never mind", Answer()))
+        assert [m.content for m in chat.state.history if m.role == "user"] == ["hello"]
+        _, logged = store.last_conversation(chat.profile)
+        assert [m.role for m in logged] == ["user", "assistant", "user"]  # the question is logged, no empty answer
+        assert history_from_log(logged) == chat.state.history
+
+
+def test_continue_keeps_beta_and_the_system_prompt(tiny_gguf):
+    from drift_local.sessions.chat import open_chat
+
+    settings = Settings(llm=str(tiny_gguf), max_tokens=4, seed=0)
+    first, _, _ = open_chat(settings, system="Be brief.")
+    first.set("beta", "0.25")
+    consume(first.ask("hello", Answer()))
+    first.close()
+    again, _, notices = open_chat(settings, continue_last=True)
+    assert (again.settings.beta, again.system, notices) == (0.25, "Be brief.", [])
+    assert [m.content for m in again.state.history][0] == "hello"
+    again.close()
+    flagged, _, _ = open_chat(settings.updated(beta=2.0), continue_last=True, keep_beta=False)
+    assert flagged.settings.beta == 2.0
+    flagged.close()
+
+
+def test_resume_by_id_takes_the_conversations_profile(tiny_gguf):
+    from drift_local.sessions.chat import open_chat
+
+    with Store.open() as store:
+        store.create_profile("you")
+        conversation = store.start_conversation(store.create_profile("me"), {})
+        store.add_message(conversation, "user", "hi")
+        store.add_message(conversation, "assistant", "hello", {"beta": 0.5})
+    settings = Settings(llm=str(tiny_gguf), attributes=0)
+    with pytest.raises(DriftError, match="belongs to profile 'me', not 'you'"):
+        open_chat(settings, profile="you", resume=conversation)
+    chat, _, _ = open_chat(settings, resume=conversation)
+    assert chat.profile.name == "me" and chat.conversation_id == conversation and len(chat.state.history) == 2
+    chat.close()

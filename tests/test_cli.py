@@ -63,8 +63,8 @@ def test_prompt_longer_than_context(tiny_gguf):
 
 def test_unknown_profile_and_bad_beta(tiny_gguf):
     assert_clean_error(run("generate", "--llm", str(tiny_gguf), "--profile", "nobody", "hi"), "no profile named 'nobody'")
-    assert_clean_error(run("generate", "--llm", str(tiny_gguf), "--beta", "0", "hi"), "beta must be > 0")
-    assert_clean_error(run("generate", "--llm", str(tiny_gguf), "--beta", "-2", "hi"), "beta must be > 0")
+    assert_clean_error(run("generate", "--llm", str(tiny_gguf), "--beta", "0", "hi"), "beta must be a number >= 0.001")
+    assert_clean_error(run("generate", "--llm", str(tiny_gguf), "--beta", "-2", "hi"), "beta must be a number >= 0.001")
 
 
 def test_unreadable_or_empty_prompt_files(tmp_path, tiny_gguf):

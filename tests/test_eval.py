@@ -70,3 +70,14 @@ def test_eval_command_on_a_tiny_model(tiny_gguf, tmp_path):
     for method in METHODS:
         for k in ("4", "8"):
             assert 0.0 <= report["accuracy"][method][k]["mean"] <= 1.0
+
+
+def test_eval_refuses_impossible_shots_and_a_missing_plot_extra_before_scoring(cli, tmp_path, monkeypatch):
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"q{i}", "chosen": "a", "rejected": "b"}) + "\n" for i in range(6)))
+    missing = str(tmp_path / "no-model.gguf")  # loading it would fail: the checks must come first
+    result = cli("eval", "--data", str(data), "--slm", missing, "--shots", "10,20")
+    assert result.code == 1 and "no shot count leaves pairs to test on (6 pairs" in result.err
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if the [plot] extra were not installed
+    result = cli("eval", "--data", str(data), "--slm", missing, "--shots", "2", "--plot", str(tmp_path / "p.png"))
+    assert result.code == 1 and "pip install 'drift-local[plot]'" in result.err  # brackets verbatim

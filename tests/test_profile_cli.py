@@ -173,3 +173,41 @@ def test_help_explains_each_argument(cli):
     assert shown.code == 0
     for text in ("NAME", "FILE", "--user", "--skip-bad", "--no-create"):
         assert text in shown.out
+
+
+def test_pairs_are_listed_and_removed_one_at_a_time(cli):
+    added = cli("profile", "add-pair", "new", "--prompt", "Say [hi]", "--chosen", "hi", "--rejected", "HI!", "--tie")
+    assert added.code == 0 and "it holds 1 pair now" in added.out  # created on first use, like import and rate
+    cli("profile", "import", "new", EXAMPLES)
+    pairs = json.loads(cli("profile", "pairs", "new", "--json").out)
+    assert len(pairs) == 4 and pairs[0]["prompt"] == "Say [hi]" and pairs[0]["tie"] is True
+    table = cli("profile", "pairs", "new").out
+    assert "Say [hi]" in table and "4 pairs, 1 of them ties" in table
+    removed = cli("profile", "rm-pair", "new", str(pairs[1]["id"]))
+    assert removed.code == 0 and "it holds 3 pairs now" in removed.out
+    assert [p["id"] for p in json.loads(cli("profile", "pairs", "new", "--json").out)] == [pairs[0]["id"], *[p["id"] for p in pairs[2:]]]
+    assert_one_line_error(cli("profile", "rm-pair", "new", str(pairs[1]["id"])), f"no pair #{pairs[1]['id']}")
+
+
+def test_export_then_import_is_lossless(cli, tmp_path):
+    cli("profile", "import", "alice", EXAMPLES)
+    cli("profile", "attributes", "alice", "--add", "pirate=You are an AI assistant who talks like a pirate.", "--disable", "concise", "--disable", "pirate")
+    save_fit("alice")
+    save_fit("alice")  # a history of two
+    assert cli("profile", "export", "alice", str(tmp_path / "alice.json")).code == 0
+    imported = cli("profile", "import", "bob", str(tmp_path / "alice.json"))
+    assert imported.code == 0 and "1 custom attributes, 2 attributes switched off, 2 fits" in imported.out
+
+    def shown(name):
+        report = json.loads(cli("profile", "show", name, "--json").out)
+        report["fit"].pop("id")
+        return {k: v for k, v in report.items() if k != "profile"}
+
+    assert shown("bob") == shown("alice")
+    assert cli("profile", "attributes", "bob", "--json").out == cli("profile", "attributes", "alice", "--json").out
+    alice, bob = (json.loads(cli("profile", "export", name, "-").out) for name in ("alice", "bob"))
+    for export in (alice, bob):
+        export.pop("profile"), export.pop("created")
+        for fit in export["fits"]:
+            fit.pop("id")
+    assert alice == bob

@@ -12,6 +12,7 @@ huggingface_hub is imported inside the functions: the CLI imports this module fo
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,6 +98,11 @@ def _download(target: PullTarget, *, endpoint: str | None, revision: str | None,
     from huggingface_hub import hf_hub_download
     from huggingface_hub.utils import silent_tqdm
 
+    # huggingface_hub retries a failed connection five times, logging a raw line each time;
+    # the one error below says what happened, so its warnings stay quiet.
+    hub_log = logging.getLogger("huggingface_hub")
+    level = hub_log.level
+    hub_log.setLevel(logging.ERROR)
     try:
         downloaded = hf_hub_download(
             target.repo,
@@ -108,6 +114,8 @@ def _download(target: PullTarget, *, endpoint: str | None, revision: str | None,
         )
     except (OSError, ValueError, httpx2.HTTPError) as exc:
         raise _download_error(exc, target, endpoint=endpoint, revision=revision) from exc
+    finally:
+        hub_log.setLevel(level)
     return Path(downloaded)
 
 

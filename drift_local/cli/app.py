@@ -6,6 +6,7 @@ import os
 import signal
 import sqlite3
 import sys
+from typing import Annotated
 
 import typer
 import typer.core
@@ -40,6 +41,21 @@ app = typer.Typer(
 )
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"drift-local {version('drift-local')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", is_eager=True, callback=_print_version, help="Print the version and exit.")] = False,
+) -> None:
+    pass
+
+
 def _register() -> None:
     # Command modules register themselves on import; none imports llama.cpp at module level,
     # so --help and shell completion stay instant.
@@ -54,6 +70,7 @@ def _register() -> None:
     from drift_local.cli import rate_cmd  # noqa: F401
     from drift_local.cli import doctor_cmd  # noqa: F401
     from drift_local.cli import serve_cmd  # noqa: F401
+    from drift_local.cli import logs_cmd  # noqa: F401
 
 
 def main() -> None:

@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from drift_local import config
 from drift_local.catalog.catalog import resolve_model
 from drift_local.cli.app import app
-from drift_local.cli.common import console, err_console, print_json
+from drift_local.cli.common import console, note, print_json
 from drift_local.errors import DriftError
 
 _MODEL_KEYS = ("llm", "slm")
-_CHOICES = {"reward": ("sum", "mean"), "method": ("bt", "paper", "logreg")}
 
 config_app = typer.Typer(no_args_is_help=True, rich_markup_mode="rich")
 app.add_typer(
@@ -40,52 +40,56 @@ def show_cmd(as_json: Annotated[bool, typer.Option("--json", help="Print JSON in
         print_json(current)
         return
     defaults = asdict(config.Settings())
-    table = Table(title=str(config.config_path()), title_justify="left")
-    for column in ("key", "value", "default"):
+    table = Table(title=escape(str(config.config_path())), title_justify="left")
+    for column in ("key", "value", "default", "valid"):
         table.add_column(column)
     for key, value in current.items():
-        table.add_row(key, repr(value), "" if value != defaults[key] else "[dim]yes[/]")
+        table.add_row(key, escape(repr(value)), "" if value != defaults[key] else "[dim]yes[/]", f"[dim]{escape(config.Settings.rule(key))}[/]")
     console.print(table)
 
 
-def _convert(key: str, raw: str) -> Any:
-    """The value typed on the command line, as the type of the setting's default."""
-    expected = type(getattr(config.Settings(), key))
-    try:
-        value = expected(raw)
-    except ValueError:
-        example = getattr(config.Settings(), key)
-        raise DriftError(
-            f"'{key}' must be {expected.__name__}, got {raw!r}", hint=f"e.g. drift-local config set {key} {example}"
-        ) from None
-    if key in _CHOICES and value not in _CHOICES[key]:
-        raise DriftError(f"'{key}' must be one of {', '.join(_CHOICES[key])}, got {raw!r}")
-    return value
-
-
-def _warn_if_unusable(key: str, value: str) -> None:
+def _warn_if_unusable(key: str, value: str) -> bool:
     """A model default may be set before it is downloaded; say so rather than fail later."""
     try:
         resolve_model(value)
+        return True
     except DriftError as exc:
         hint = f" ({exc.hint})" if exc.hint else ""
-        err_console.print(f"[yellow]note:[/] {key} saved, but {exc.message}{hint}", highlight=False, soft_wrap=True)
+        note(f"{key} saved, but {exc.message}{hint}")
+        return False
 
 
-@config_app.command("set")
+# A value may start with '-' (config set beta -1 must reach the range check, not be read as an option).
+_VALUE_MAY_LOOK_LIKE_AN_OPTION = {"ignore_unknown_options": True, "allow_interspersed_args": False}
+
+
+@config_app.command("set", context_settings=_VALUE_MAY_LOOK_LIKE_AN_OPTION)
 def set_cmd(
     key: Annotated[str, typer.Argument(help=f"One of: {', '.join(config.Settings.keys())}.")],
     value: Annotated[str, typer.Argument(help='The new value; for llm/slm a model name, REPO/FILE, path or "".')],
 ) -> None:
-    """Change one setting, e.g. `config set llm llama-3.1-8b` or `config set n_gpu_layers 0`."""
+    """Change one setting, e.g. `config set llm llama-3.1-8b` or `config set n_gpu_layers 0`.
+
+    Values are checked against each setting's range (see `config show`); an LLM and sLM
+    that do not share a tokenizer are refused."""
+    settings = config.parse_setting(config.load_settings(), key, value)
+    if key in _MODEL_KEYS and _warn_if_unusable(key, value):
+        from drift_local.sessions.runtime import check_pair
+
+        check_pair(settings)
+    path = config.save_settings(settings)
+    console.print(f"{key} = {escape(repr(getattr(settings, key)))}  [dim]({escape(str(path))})[/]", highlight=False, soft_wrap=True)
+
+
+@config_app.command("unset")
+def unset_cmd(key: Annotated[str, typer.Argument(help=f"One of: {', '.join(config.Settings.keys())}.")]) -> None:
+    """Put one setting back to its default."""
     if key not in config.Settings.keys():
         raise DriftError(f"unknown setting '{key}'", hint=f"one of: {', '.join(config.Settings.keys())}")
     settings = config.load_settings()
-    setattr(settings, key, _convert(key, value))
-    path = config.save_settings(settings)
-    console.print(f"{key} = {getattr(settings, key)!r}  [dim]({path})[/]", highlight=False, soft_wrap=True)
-    if key in _MODEL_KEYS:
-        _warn_if_unusable(key, value)
+    default = getattr(config.Settings(), key)
+    path = config.save_settings(settings.updated(**{key: default}) if default is not None else replace(settings, **{key: None}))
+    console.print(f"{key} = {escape(repr(default))} (the default)  [dim]({escape(str(path))})[/]", highlight=False, soft_wrap=True)
 
 
 @config_app.command("path")

@@ -6,13 +6,14 @@ from typing import Annotated
 
 import typer
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from drift_local.cli import options
 from drift_local.cli.app import app
 from drift_local.cli.common import console
-from drift_local.cli.settings_flags import decoding_of, sampler_settings, settings_with
+from drift_local.cli.settings_flags import settings_with
 
 DEMO_PROMPT = "How do I make a good cup of tea?"
 
@@ -32,54 +33,28 @@ def demo(
     The example user prefers short, plain answers over gushing, exclamatory ones. Scores are
     cached, so a second run is instant until the answers.
     """
-    from importlib import resources
-
-    from drift_local.cli.profile_cmd import fit_report, print_fit_report
+    from drift_local.cli.fit_report import fit_report, print_fit_report
     from drift_local.cli.progress import token_progress
-    from drift_local.config import data_dir
-    from drift_local.profiles.importers import read_pairs
-    from drift_local.profiles.store import Store
-    from drift_local.sessions.fit import fit_profile, steering_from_fit
-    from drift_local.sessions.runtime import context_settings, open_models
+    from drift_local.sessions.demo import demo_pairs, fit_demo, plain_and_steered
+    from drift_local.sessions.runtime import open_models
 
-    settings = settings_with(beta=beta)
+    settings = settings_with(beta=beta, seed=seed)
     models = open_models(settings, llm, slm)
-    console.print(f"[bold]1.[/] models: LLM [cyan]{models.llm.path.name}[/], sLM [cyan]{models.slm.path.name}[/]")
-    pairs_file = resources.files("drift_local.data").joinpath("demo_pairs.jsonl")
-    with resources.as_file(pairs_file) as path:
-        pairs = read_pairs(path).pairs
-    # The demo keeps its own store: the profile is rebuilt each run, the score cache persists.
-    with Store.open(data_dir() / "demo.db") as store:
-        if any(p.name == "demo" for p in store.list_profiles()):
-            store.delete_profile("demo")
-        profile = store.create_profile("demo")
-        store.add_pairs(profile, pairs)
-        console.print(f"[bold]2.[/] a throwaway profile from {len(pairs)} example choices, e.g.:")
-        console.print(f"   [dim]Q:[/] {pairs[1].prompt}\n   [green]chosen:[/] {pairs[1].chosen}\n   [red]rejected:[/] {pairs[1].rejected}")
-        console.print("[bold]3.[/] Drift Approximation: each answer scored under the base and 41 attribute prompts")
-        with token_progress("scoring") as progress:
-            outcome = fit_profile(store, profile, models.slm, context_settings(settings), progress=progress)
-        print_fit_report(fit_report(profile, len(pairs), outcome.record, settings.attributes, stale=False))
-        steering = steering_from_fit(outcome.record, store, profile, settings.attributes)
+    console.print(f"[bold]1.[/] models: LLM [cyan]{escape(models.llm.path.name)}[/], sLM [cyan]{escape(models.slm.path.name)}[/]")
+    example = demo_pairs()[1]
+    console.print(f"[bold]2.[/] a throwaway profile from {len(demo_pairs())} example choices, e.g.:")
+    console.print(f"   [dim]Q:[/] {escape(example.prompt)}\n   [green]chosen:[/] {escape(example.chosen)}\n   [red]rejected:[/] {escape(example.rejected)}")
+    console.print("[bold]3.[/] Drift Approximation: each answer scored under the base and 41 attribute prompts")
+    with token_progress("scoring") as progress:
+        demo = fit_demo(models, settings, progress)
+    print_fit_report(fit_report(demo.profile, len(demo.pairs), demo.outcome.record, settings.attributes, stale=False))
     console.print(f"[bold]4.[/] Drift Decoding, β {settings.beta}: the same question, same seed, plain vs steered")
-    _side_by_side(models, steering, settings, prompt, seed, max_tokens)
-
-
-def _side_by_side(models, steering, settings, prompt: str, seed: int, max_tokens: int) -> None:
-    from drift_local.drift.sampling import Sampler
-    from drift_local.engine.chat import Message
-    from drift_local.sessions.decoder import DriftDecoder
-    from drift_local.sessions.runtime import context_settings
-
-    decoder = DriftDecoder(models, steering.k, context_settings(settings))
+    steering = demo.steering
     texts = {"plain": Text(), "drift": Text()}
-    table = Table(title=prompt, expand=True)
+    table = Table(title=escape(prompt), expand=True)
     table.add_column("plain LLM", ratio=1)
-    table.add_column("Drift: " + ", ".join(f"{n} {w:+.2f}" for n, w in zip(steering.names, steering.weights)), ratio=1)
+    table.add_column(escape("Drift: " + ", ".join(f"{n} {w:+.2f}" for n, w in zip(steering.names, steering.weights))), ratio=1)
     table.add_row(texts["plain"], texts["drift"])
-    conversation = [Message("user", prompt)]
     with Live(table, console=console, refresh_per_second=8):
-        for key, steer in (("plain", None), ("drift", steering)):
-            sampler = Sampler(sampler_settings(settings, seed=seed, greedy=False, top_k=0, min_p=0.0, repeat_penalty=1.0))
-            for step in decoder.stream(conversation, steer, decoding=decoding_of(settings), sampler=sampler, max_tokens=max_tokens):
-                texts[key].append(step.text)
+        for key, text in plain_and_steered(models, steering, settings, prompt, max_tokens):
+            texts[key].append(text)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from drift_local.cli import options
@@ -40,12 +41,7 @@ def evaluate_command(
     also says on how many splits it beat length only. Scores are cached, so a second run is
     quick.
     """
-    from drift_local.attributes import paper_attributes
-    from drift_local.profiles.importers import read_pairs
-    from drift_local.profiles.store import Store
-    from drift_local.sessions.evaluate import DEFAULT_METHOD, METHODS, SPLITS, evaluate
-    from drift_local.sessions.rewards import PairText, RewardCache
-    from drift_local.sessions.runtime import context_settings, open_slm
+    from drift_local.sessions.evaluate import DEFAULT_METHOD, METHODS, SPLITS, evaluate_file
 
     if split not in SPLITS:
         raise DriftError(f"unknown --split {split!r}", "use prompt (the default) or random")
@@ -53,17 +49,13 @@ def evaluate_command(
         shot_list = sorted({int(s) for s in shots.split(",") if s.strip()})
     except ValueError:
         raise DriftError(f"--shots takes numbers separated by commas, not {shots!r}") from None
+    if plot:
+        _pyplot()  # before minutes of scoring, not after
     settings = settings_with(max_response_tokens=max_response_tokens, n_ctx=n_ctx, threads=threads)
-    pairs = [PairText(p.prompt, p.chosen, p.rejected) for p in read_pairs(data, user=user, skip_bad=skip_bad).pairs if not p.tie]
-    model = open_slm(settings, slm)
-    with Store.open() as store:
-        attributes = paper_attributes()
-        cache = RewardCache(store, model, context_settings(settings), settings.max_response_tokens)
-        with token_progress(f"scoring {len(pairs)} pairs") as progress:
-            cache.fill_missing(pairs, attributes, progress)
-        pairs = cache.scored_pairs(pairs, attributes)  # those that fit the scoring context
-        rewards = {mode: cache.rewards(pairs, attributes, mode) for mode in ("sum", "mean")}
-    result = evaluate(rewards, shot_list, seeds, split)
+    with token_progress("scoring the pairs") as progress:
+        result = evaluate_file(
+            settings, data, user=user, skip_bad=skip_bad, slm=slm, shots=shot_list, seeds=seeds, split=split, progress=progress
+        )
     if json_out:
         print_json({
             "data": str(data), "user": user, "n_pairs": result.n_pairs, "n_prompts": result.n_prompts, "split": split,
@@ -102,7 +94,7 @@ def _print_table(result, methods) -> None:
         console.print(f"[yellow]skipped k={', '.join(map(str, result.skipped_shots))}: not enough pairs to train on and test on[/]")
 
 
-def _plot(result, methods, path: Path) -> None:
+def _pyplot():
     try:
         import matplotlib
 
@@ -110,6 +102,11 @@ def _plot(result, methods, path: Path) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise DriftError("--plot needs matplotlib", "pip install 'drift-local[plot]'") from None
+    return plt
+
+
+def _plot(result, methods, path: Path) -> None:
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for method in methods:
         means, stds = zip(*(result.mean_std(method, k) for k in result.shots))
@@ -120,4 +117,4 @@ def _plot(result, methods, path: Path) -> None:
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=120)
-    console.print(f"plot written to {path}")
+    console.print(f"plot written to {escape(str(path))}", highlight=False)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from drift_local.cli import options
 from drift_local.cli.app import app
 from drift_local.cli.common import console, err_console, print_json
+from drift_local.cli.fit_report import pairs
 from drift_local.cli.progress import token_progress
 from drift_local.cli.settings_flags import settings_with
 
@@ -32,21 +34,14 @@ def fit(
     Ctrl-C keeps everything scored so far. The default method, bt, is a Bradley–Terry model
     whose strength is chosen from your own pairs; --method paper is the paper's closed form.
     """
-    from drift_local.profiles.store import Store
-    from drift_local.sessions.fit import fit_profile
-    from drift_local.sessions.runtime import context_settings, open_slm
+    from drift_local.sessions.fit import fit_named, scoring_estimate
 
     settings = settings_with(
         method=method, reward=reward, max_response_tokens=max_response_tokens, n_ctx=n_ctx, threads=threads, n_gpu_layers=n_gpu_layers
     )
-    with Store.open() as store:
-        target = store.get_profile(profile)
-        model = open_slm(settings, slm)
-        with token_progress(f"scoring with {model.path.name}") as progress:
-            outcome = fit_profile(
-                store, target, model, context_settings(settings),
-                method=settings.method, reward=settings.reward, max_response_tokens=settings.max_response_tokens, progress=progress,
-            )
+    estimate, model_name = scoring_estimate(settings, slm)
+    with token_progress(f"scoring with {escape(model_name)}", estimate) as progress:
+        outcome = fit_named(settings, profile, slm, progress)
     record = outcome.record
     if outcome.notice:
         err_console.print(f"[yellow]note:[/] {outcome.notice}", soft_wrap=True)
@@ -57,7 +52,10 @@ def fit(
             "attributes": [{"name": n, "weight": w, "preference": p} for n, w, p in zip(record.names, record.weights, record.preference)],
         })
         return
+    ties = outcome.ties
     console.print(
-        f"fitted [bold]{profile}[/] on {record.n_pairs} pairs ({record.method}, {record.reward} rewards; "
-        f"{outcome.scored_tokens} tokens scored, the rest cached). See: drift-local profile show {profile}"
+        f"fitted [bold]{escape(profile)}[/] on {pairs(record.n_pairs)}" + (f" ({ties} {'tie' if ties == 1 else 'ties'} left out)" if ties else "")
+        + f" ({record.method}, {record.reward} rewards; {outcome.scored_tokens:,} tokens scored, the rest cached). "
+        f"See: drift-local profile show {escape(profile)}",
+        highlight=False,
     )

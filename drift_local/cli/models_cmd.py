@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from drift_local import config
@@ -130,13 +131,13 @@ def _table(rows: list[dict[str, Any]], defaults: dict[str, str]) -> Table:
     table.add_column("path", overflow="fold")
     for row in rows:
         table.add_row(
-            row["name"],
+            escape(row["name"]),
             row["role"] or "-",
-            row["tokenizer"] or "?",
+            escape(row["tokenizer"] or "?"),
             _human_size(row),
             _downloaded_cell(row),
             ", ".join(row["default_for"]),
-            _path_cell(row),
+            escape(_path_cell(row)),
         )
     return table
 
@@ -178,7 +179,7 @@ def pull_cmd(
     Honours HF_ENDPOINT, HF_TOKEN and HF_HUB_OFFLINE=1.
     """
     path = pull(spec, endpoint=endpoint, revision=revision, progress=True)
-    console.print(f"[green]ready:[/] {spec} -> {path}", highlight=False, soft_wrap=True)
+    console.print(f"[green]ready:[/] {escape(spec)} -> {escape(str(path))}", highlight=False, soft_wrap=True)
 
 
 @models_app.command("path")
@@ -199,4 +200,4 @@ def rm_cmd(
     if not yes and not typer.confirm(f"delete {download.path}?"):
         raise typer.Abort()
     delete_download(download)
-    console.print(f"removed {spec} ({download.path})", highlight=False, soft_wrap=True)
+    console.print(f"removed {escape(spec)} ({escape(str(download.path))})", highlight=False, soft_wrap=True)

@@ -6,25 +6,21 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import asdict
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 from rich.markup import escape
 from rich.table import Table
-from rich.text import Text
 
 from drift_local.cli.app import app
 from drift_local.cli.common import console, err_console, print_json
+from drift_local.cli.fit_report import fit_report, pairs as _pairs, print_fit_report, when as _when
 from drift_local.cli.interrupts import held_interrupts
 from drift_local.config import load_settings
 from drift_local.errors import DriftError
 from drift_local.profiles.health import replace_durably
-from drift_local.profiles.importers import read_pairs
-from drift_local.profiles.store import FitRecord, PairIn, Profile, Store
-
-BAR_WIDTH = 16  # characters on each side of the centre line
+from drift_local.profiles.store import PairIn, Store
 
 profile_app = typer.Typer(no_args_is_help=True, rich_markup_mode="rich")
 app.add_typer(
@@ -45,8 +41,9 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a 
 @profile_app.command()
 def create(name: ProfileName) -> None:
     """Create an empty profile that uses the paper's 41 attributes."""
-    with Store.open() as store:
-        store.create_profile(name)
+    from drift_local.sessions.profiles import create_profile
+
+    create_profile(name)
     console.print(f"created profile '{name}'; add pairs with: drift-local profile import {name} FILE")
 
 
@@ -89,17 +86,14 @@ def show(
     ~ has a sign that is not stable: refits on resampled prompts disagree on it in more than
     1 of 10, so it is more likely noise than taste. The mean W-L per pair (the paper's unit
     implicit preference) is printed beside each bar."""
-    from drift_local.sessions.fit import is_stale
+    from drift_local.sessions.fit import fit_status
 
     settings = load_settings()
     with Store.open() as store:
         profile = store.get_profile(name)
         n_pairs = store.count_pairs(profile)
-        fit = store.latest_fit(profile)
-        stale = fit is not None and is_stale(
-            fit, store.count_pairs(profile, include_ties=False), settings.method, settings.reward, store.active_attributes(profile).names
-        )
-    report = fit_report(profile, n_pairs, fit, top or settings.attributes, stale)
+        fit, stale = fit_status(store, profile, settings.method, settings.reward)
+    report = fit_report(profile, n_pairs, fit, top or settings.attributes, fit is not None and stale)
     if json_output:
         print_json(report)
     else:
@@ -112,12 +106,14 @@ def rm(
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Delete without asking.")] = False,
 ) -> None:
     """Delete a profile with all its pairs, attribute choices, fits and chat logs."""
+    from drift_local.sessions.profiles import delete_profile
+
     with Store.open() as store:
         n_pairs = store.count_pairs(store.get_profile(name))
-        if not (yes or _confirmed(f"delete profile '{name}' with its {_pairs(n_pairs)}, fits and chats?")):
-            console.print(f"kept profile '{name}'")
-            return
-        store.delete_profile(name)
+    if not (yes or _confirmed(f"delete profile '{name}' with its {_pairs(n_pairs)}, fits and chats?")):
+        console.print(f"kept profile '{name}'")
+        return
+    delete_profile(name)
     console.print(f"deleted profile '{name}' ({_pairs(n_pairs)})")
 
 
@@ -131,7 +127,7 @@ def export(
 ) -> None:
     """Write a profile's pairs, attribute choices and fit history as JSON.
 
-    `drift-local profile import` reads its pairs back."""
+    `drift-local profile import` reads it all back, into this or a new profile."""
     with Store.open() as store:
         data = store.export_profile(name)
     if file == "-":
@@ -166,19 +162,21 @@ def import_pairs(
 ) -> None:
     """Add the preference pairs in a file to a profile.
 
-    All pairs are added in one go, or none; pairs the profile already holds are not added twice."""
-    result = read_pairs(file, user=user, skip_bad=skip_bad)
-    with held_interrupts() as interrupted, Store.open() as store:
-        with store.transaction():
-            profile = _existing_or_new(store, name, create)
-            held = {(p.prompt, p.chosen, p.rejected) for p in store.list_pairs(profile)}
-            new = [p for p in result.pairs if (p.prompt, p.chosen, p.rejected) not in held]
-            store.add_pairs(profile, new)
-            total = store.count_pairs(profile)
-        already = f", {len(result.pairs) - len(new)} already there" if len(new) < len(result.pairs) else ""
+    All pairs are added in one go, or none; pairs the profile already holds are not added twice.
+    A `profile export` file brings its custom and disabled attributes and fit history too."""
+    from drift_local.sessions.profiles import import_file
+
+    with held_interrupts() as interrupted:
+        outcome = import_file(name, file, user=user, skip_bad=skip_bad, create=create)
+        result = outcome.read
+        already = f", {len(result.pairs) - outcome.added} already there" if outcome.added < len(result.pairs) else ""
         console.print(
-            f"imported {_pairs(len(new))} into '{name}' (format: {result.format}{already}); it holds {total} now"
+            f"imported {_pairs(outcome.added)} into '{name}' (format: {result.format}{already}); it holds {_pairs(outcome.total)} now",
+            highlight=False,
         )
+        restored = [f"{n} {what}" for n, what in ((outcome.attributes, "custom attributes"), (outcome.disabled, "attributes switched off"), (outcome.fits, "fits")) if n]
+        if restored:
+            console.print("also restored: " + ", ".join(restored), highlight=False)
         if result.skipped:
             numbers = ", ".join(str(number) for number, _ in result.skipped[:20])
             more = ", ..." if len(result.skipped) > 20 else ""
@@ -201,21 +199,49 @@ def add_pair(
     ] = None,
     tie: Annotated[bool, typer.Option("--tie", help="The two responses were equally good.")] = False,
 ) -> None:
-    """Add one preference pair.
+    """Add one preference pair (the profile is created if it does not exist).
 
     Fields not given as options are asked for when run in a terminal."""
-    with Store.open() as store:
-        profile = store.get_profile(name)
-        pair = PairIn(
-            _given_or_asked(prompt, "prompt"),
-            _given_or_asked(chosen, "chosen"),
-            _given_or_asked(rejected, "rejected"),
-            tie=tie,
-            source="cli",
-        )
-        (pair_id,) = store.add_pairs(profile, [pair])
-        total = store.count_pairs(profile)
+    from drift_local.sessions.profiles import add_pair as store_pair
+
+    pair = PairIn(
+        _given_or_asked(prompt, "prompt"), _given_or_asked(chosen, "chosen"), _given_or_asked(rejected, "rejected"),
+        tie=tie, source="cli",
+    )
+    pair_id, total = store_pair(name, pair)
     console.print(f"added pair #{pair_id} to '{name}'; it holds {_pairs(total)} now")
+
+
+@profile_app.command("pairs")
+def list_pairs(name: ProfileName, json_output: JsonFlag = False) -> None:
+    """List a profile's preference pairs, with the ids `profile rm-pair` takes."""
+    with Store.open() as store:
+        pairs = store.list_pairs(store.get_profile(name))
+    if json_output:
+        print_json([asdict(pair) for pair in pairs])
+        return
+    if not pairs:
+        console.print(f"profile '{name}' has no pairs yet")
+        return
+    table = Table("id", "prompt", "chosen", "rejected", "source")
+    for p in pairs:
+        chosen, rejected = (f"(tie) {p.chosen}", f"(tie) {p.rejected}") if p.tie else (p.chosen, p.rejected)
+        table.add_row(str(p.id), *(escape(_short(text)) for text in (p.prompt, chosen, rejected, p.source)))
+    console.print(table)
+    ties = sum(p.tie for p in pairs)
+    console.print(f"{_pairs(len(pairs))}" + (f", {ties} of them ties (fits leave ties out)" if ties else ""))
+
+
+@profile_app.command("rm-pair")
+def rm_pair(
+    name: ProfileName,
+    pair_id: Annotated[int, typer.Argument(metavar="ID", help="The pair's id (see: drift-local profile pairs NAME).")],
+) -> None:
+    """Delete one preference pair (the next fit, chat or generate refits without it)."""
+    from drift_local.sessions.profiles import remove_pair
+
+    total = remove_pair(name, pair_id)
+    console.print(f"deleted pair #{pair_id} from '{name}'; it holds {_pairs(total)} now")
 
 
 @profile_app.command()
@@ -250,18 +276,11 @@ def attributes(
     Shows each attribute on or off, from the paper or custom; fitting and decoding use those on.
 
     The changes given apply all together or not at all."""
-    with Store.open() as store:
-        profile = store.get_profile(name)
-        with store.transaction():
-            for spec in add or []:
-                store.add_attribute(profile, *_split_attribute_spec(spec))
-            for attribute in enable or []:
-                store.set_attribute_enabled(profile, attribute, True)
-            for attribute in disable or []:
-                store.set_attribute_enabled(profile, attribute, False)
-            for attribute in remove or []:
-                store.remove_attribute(profile, attribute)
-        listed = store.profile_attributes(profile)
+    from drift_local.sessions.profiles import change_attributes
+
+    listed = change_attributes(
+        name, add=[_split_attribute_spec(spec) for spec in add or []], enable=enable or [], disable=disable or [], remove=remove or []
+    )
     if json_output:
         print_json([asdict(attribute) for attribute in listed])
         return
@@ -274,15 +293,6 @@ def attributes(
 
 
 # -- helpers --------------------------------------------------------------------------------
-
-
-def _pairs(n: int) -> str:
-    return f"{n} pair{'' if n == 1 else 's'}"
-
-
-def _when(iso_time: str) -> str:
-    """A stored UTC time, as local time to the minute."""
-    return datetime.fromisoformat(iso_time).astimezone().strftime("%Y-%m-%d %H:%M")
 
 
 def _confirmed(question: str) -> bool:
@@ -301,8 +311,9 @@ def _given_or_asked(value: str | None, field: str) -> str:
     return typer.prompt(field)
 
 
-def _existing_or_new(store: Store, name: str, create: bool) -> Profile:
-    return store.ensure_profile(name) if create else store.get_profile(name)
+def _short(text: str, width: int = 40) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _split_attribute_spec(spec: str) -> tuple[str, str]:
@@ -324,84 +335,3 @@ def _write_json(path: Path, data: Any) -> None:
     except OSError as exc:
         partial.unlink(missing_ok=True)
         raise DriftError(f"cannot write {path}: {exc.strerror or exc}") from None
-
-
-def _top_k(fit: FitRecord, k: int) -> set[str]:
-    by_strength = sorted(zip(fit.names, fit.weights), key=lambda nw: -abs(nw[1]))
-    return {name for name, _ in by_strength[:k]}
-
-
-def fit_report(profile: Profile, n_pairs: int, fit: FitRecord | None, k: int, stale: bool) -> dict:
-    """What `profile show` prints, as JSON-able data."""
-    from drift_local.sessions.fit import STABLE_SIGN
-
-    report: dict[str, Any] = {"profile": profile.name, "n_pairs": n_pairs, "fit": None, "attributes": []}
-    if fit is None:
-        return report
-    report["fit"] = {
-        "id": fit.id,
-        "created": fit.created,
-        "model_id": fit.model_id,
-        "method": fit.method,
-        "reward": fit.reward,
-        "n_pairs": fit.n_pairs,
-        "top_k": min(k, len(fit.names)),
-        "regularization": fit.regularization,
-        "length_weight": fit.length_weight,
-        "stale": stale,
-    }
-    top = _top_k(fit, k)
-    stability = fit.sign_stability or [None] * len(fit.names)
-    rows = [
-        {
-            "name": name, "weight": weight, "preference": preference, "in_top_k": name in top,
-            "sign_stability": kept, "stable": kept is None or kept >= STABLE_SIGN,
-        }
-        for name, weight, preference, kept in zip(fit.names, fit.weights, fit.preference, stability)
-    ]
-    report["attributes"] = sorted(rows, key=lambda row: -row["weight"])
-    return report
-
-
-def print_fit_report(report: dict) -> None:
-    name, fit = report["profile"], report["fit"]
-    console.print(f"profile '{name}': {_pairs(report['n_pairs'])}")
-    refit = f"drift-local fit --profile {name}"
-    if fit is None:
-        console.print(f"no fit yet; run: {refit}")
-        return
-    console.print(
-        f"fit #{fit['id']} of {_when(fit['created'])} on {_pairs(fit['n_pairs'])}: method {fit['method']}, "
-        f"reward {fit['reward']}, model {escape(fit['model_id'])}",
-        soft_wrap=True,
-    )
-    console.print("attribute weights, most preferred first (W-L: mean reward gap per pair):")
-    for line in _bar_lines(report["attributes"]):
-        console.print(line, soft_wrap=True)
-    console.print(f"★ the {fit['top_k']} attributes with the largest |weight|: the ones decoding uses")
-    if any(not row["stable"] for row in report["attributes"]):
-        console.print("~ sign not stable under resampling of the pairs' prompts: more likely noise than taste")
-    if fit["length_weight"]:
-        direction = "shorter" if fit["length_weight"] < 0 else "longer"
-        console.print(f"answer length: prefers {direction} answers ({fit['length_weight']:+.4f} per token); decoding ends answers accordingly")
-    if fit["stale"]:
-        console.print(f"[yellow]pairs, attributes or the fit method changed since this fit; refit with: {refit}[/]")
-
-
-def _bar_lines(rows: list[dict]) -> list[Text]:
-    scale = max(abs(row["weight"]) for row in rows) or 1.0
-    name_width = max(len(row["name"]) for row in rows)
-    lines = []
-    for row in rows:
-        weight = row["weight"]
-        bar = "█" * round(abs(weight) / scale * BAR_WIDTH)
-        line = Text("★" if row["in_top_k"] else " ", style="bold yellow")
-        line.append("~ " if not row["stable"] else "  ", style="dim")
-        line.append(row["name"].ljust(name_width) + " ")
-        faint = "" if row["stable"] else " dim"
-        line.append((bar if weight < 0 else "").rjust(BAR_WIDTH), style="red" + faint)
-        line.append("│", style="dim")
-        line.append((bar if weight > 0 else "").ljust(BAR_WIDTH), style="green" + faint)
-        line.append(f" {weight:+.3f}  W-L {row['preference']:+.2f}", style="dim")
-        lines.append(line)
-    return lines

@@ -11,8 +11,9 @@ from drift_local.cli.common import err_console
 
 
 @contextmanager
-def token_progress(label: str) -> Iterator[Callable[[int], Callable[[int], None]]]:
-    """Yields start(total) -> advance(n): a bar counting tokens, shown once work starts."""
+def token_progress(label: str, estimate: Callable[[int], float] | None = None) -> Iterator[Callable[[int], Callable[[int], None]]]:
+    """Yields start(total) -> advance(n): a bar counting tokens, shown once work starts.
+    With `estimate(total) -> seconds`, the size and rough duration are said up front."""
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -26,6 +27,8 @@ def token_progress(label: str) -> Iterator[Callable[[int], Callable[[int], None]
     )
 
     def start(total: int) -> Callable[[int], None]:
+        if estimate is not None:
+            err_console.print(f"{label}: {total:,} tokens, roughly {_duration(estimate(total))} (Ctrl-C keeps what is done)", highlight=False)
         progress.start()
         task = progress.add_task(label, total=total)
         return lambda n: progress.advance(task, n)
@@ -34,3 +37,11 @@ def token_progress(label: str) -> Iterator[Callable[[int], Callable[[int], None]
         yield start
     finally:
         progress.stop()
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 5400:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"

@@ -1,42 +1,80 @@
-"""Turn command-line overrides into Settings: flags win over the config file."""
+"""Command-line overrides of the settings: flags win over the config file, and both are
+checked by `Settings` itself, so a flag and `config set` refuse the same values the same way.
+
+`decoding_flags` is the option block that `chat` and `generate` share: the models, steering,
+sampling and engine flags, declared once and handed to the command as one `DecodingFlags`.
+"""
 
 from __future__ import annotations
 
-import math
+import functools
+import inspect
+import typing
+from dataclasses import dataclass, field
+from typing import Callable
 
+from drift_local.cli import options
 from drift_local.config import Settings, load_settings
-from drift_local.drift.approx import FIT_METHODS
-from drift_local.drift.sampling import SamplerSettings
-from drift_local.drift.steering import Decoding
-from drift_local.errors import DriftError
 
 
 def settings_with(**overrides) -> Settings:
-    settings = load_settings()
-    for key, value in overrides.items():
-        if value is not None:
-            setattr(settings, key, value)
-    if settings.beta <= 0 or math.isnan(settings.beta):
-        raise DriftError(f"beta must be > 0, got {settings.beta}", "smaller beta steers harder; try 0.5")
-    if settings.reward not in ("sum", "mean"):
-        raise DriftError(f"unknown reward mode {settings.reward!r}", "use sum or mean")
-    if settings.method not in FIT_METHODS:
-        raise DriftError(f"unknown fit method {settings.method!r}", f"use one of: {', '.join(FIT_METHODS)}")
-    return settings
+    """The config file's settings with the flags that were given (None: not given)."""
+    return load_settings().updated(**overrides)
 
 
-def decoding_of(settings: Settings) -> Decoding:
-    """How strongly and how safely decoding steers, from the settings."""
-    return Decoding(settings.beta, settings.plausibility, settings.kl_budget)
+@dataclass
+class DecodingFlags:
+    """What the shared flags of chat and generate ask for."""
+
+    llm: str | None = None
+    slm: str | None = None
+    greedy: bool = False
+    overrides: dict = field(default_factory=dict)  # Settings keys -> values given
+
+    def settings(self) -> Settings:
+        return settings_with(**self.overrides)
 
 
-def sampler_settings(settings: Settings, *, seed, greedy, top_k, min_p, repeat_penalty) -> SamplerSettings:
-    return SamplerSettings(
-        temperature=settings.temperature,
-        top_k=top_k,
-        top_p=settings.top_p,
-        min_p=min_p,
-        repeat_penalty=repeat_penalty,
-        greedy=greedy,
-        seed=seed,
-    )
+# name -> (annotation, default); every name but llm, slm and greedy is a Settings key.
+_SHARED = {
+    "llm": (options.Llm, None),
+    "slm": (options.Slm, None),
+    "beta": (options.Beta, None),
+    "attributes": (options.Attributes, None),
+    "seed": (options.Seed, None),
+    "greedy": (options.Greedy, False),
+    "temperature": (options.Temperature, None),
+    "top_p": (options.TopP, None),
+    "top_k": (options.TopK, None),
+    "min_p": (options.MinP, None),
+    "repeat_penalty": (options.RepeatPenalty, None),
+    "max_tokens": (options.MaxTokens, None),
+    "n_ctx": (options.NCtx, None),
+    "threads": (options.Threads, None),
+    "n_gpu_layers": (options.NGpuLayers, None),
+}
+
+
+def decoding_flags(command: Callable) -> Callable:
+    """Add the shared flags to `command`, which receives them as `flags: DecodingFlags`."""
+    signature = inspect.signature(command)
+    hints = typing.get_type_hints(command, include_extras=True)  # the command module's names, resolved
+    own = [p.replace(annotation=hints[name]) for name, p in signature.parameters.items() if name != "flags"]
+    shared = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+        for name, (annotation, default) in _SHARED.items()
+    ]
+
+    @functools.wraps(command)
+    def wrapper(**kwargs):
+        given = {name: kwargs.pop(name) for name in _SHARED}
+        flags = DecodingFlags(
+            llm=given.pop("llm"), slm=given.pop("slm"), greedy=given.pop("greedy"),
+            overrides={k: v for k, v in given.items() if v is not None},
+        )
+        return command(**kwargs, flags=flags)
+
+    wrapper.__signature__ = signature.replace(parameters=[*own, *shared])
+    del wrapper.__wrapped__  # typer must read the new signature, not the command's own
+    wrapper.__annotations__ = {p.name: p.annotation for p in (*own, *shared)}
+    return wrapper

@@ -118,6 +118,19 @@ class FitRecord:
 
 
 @dataclass(frozen=True)
+class ConversationSummary:
+    """A logged conversation as `drift-local logs` lists it."""
+
+    id: int
+    profile: str | None
+    created: str
+    meta: dict
+    n_messages: int
+    last_message: str | None  # when the latest message was logged
+    first_prompt: str  # the first user message ("" when there is none)
+
+
+@dataclass(frozen=True)
 class Message:
     """One logged chat turn."""
 
@@ -685,6 +698,7 @@ class Store:
         length_weight: float = 0.0,
         answer_tokens: float = 0.0,
         n_left_out: int = 0,
+        created: str | None = None,  # an imported fit keeps its time
     ) -> int:
         if not names or not len(names) == len(weights) == len(preference):
             raise DriftError(
@@ -698,7 +712,7 @@ class Store:
                                      length_weight, answer_tokens, n_left_out)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
-                    profile.id, _now(), model_id, method, reward, int(n_pairs), json.dumps(list(names)),
+                    profile.id, created or _now(), model_id, method, reward, int(n_pairs), json.dumps(list(names)),
                     json.dumps([float(w) for w in weights]), json.dumps([float(p) for p in preference]),
                     None if sign_stability is None else json.dumps([float(x) for x in sign_stability]),
                     None if regularization is None else float(regularization),
@@ -766,6 +780,37 @@ class Store:
             (profile.id if profile else None,),
         ).fetchone()
         return (row[0], self.conversation_messages(row[0])) if row else None
+
+    _CONVERSATIONS = """SELECT c.id, p.name AS profile, c.created, c.meta,
+                  (SELECT COUNT(*) FROM messages m WHERE m.conversation_id = c.id) AS n_messages,
+                  (SELECT MAX(m.created) FROM messages m WHERE m.conversation_id = c.id) AS last_message,
+                  COALESCE((SELECT m.content FROM messages m WHERE m.conversation_id = c.id AND m.role = 'user'
+                            ORDER BY m.id LIMIT 1), '') AS first_prompt
+           FROM conversations c LEFT JOIN profiles p ON p.id = c.profile_id"""
+
+    def conversation(self, conversation_id: int) -> ConversationSummary:
+        rows = self._rows(f"{self._CONVERSATIONS} WHERE c.id = ?", (conversation_id,))
+        if not rows:
+            raise DriftError(f"no conversation #{conversation_id}", "list them with: drift-local logs")
+        return ConversationSummary(**{**rows[0], "meta": json.loads(rows[0]["meta"])})
+
+    def list_conversations(
+        self, profile: Profile | None = None, query: str | None = None, limit: int = 20
+    ) -> list[ConversationSummary]:
+        """Conversations with at least one message, most recent first; with `query`, only those
+        with a message containing it (case-insensitive for ASCII)."""
+        pattern = None
+        if query:
+            pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        rows = self._rows(
+            f"""{self._CONVERSATIONS}
+                WHERE EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id
+                              AND (? IS NULL OR m.content LIKE ? ESCAPE '\\'))
+                  AND (? IS NULL OR c.profile_id = ?)
+                ORDER BY last_message DESC, c.id DESC LIMIT ?""",
+            (pattern, pattern, profile.id if profile else None, profile.id if profile else None, limit),
+        )
+        return [ConversationSummary(**{**row, "meta": json.loads(row["meta"])}) for row in rows]
 
     # -- export -----------------------------------------------------------------------------
 

@@ -9,28 +9,57 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterator
 
+from drift_local.config import Settings, parse_setting
 from drift_local.drift.sampling import Sampler
 from drift_local.drift.steering import Decoding
 from drift_local.engine.chat import Message
 from drift_local.errors import DriftError
 from drift_local.profiles.store import PairIn, Profile, Store
 from drift_local.sessions.decoder import Answer, DriftDecoder, Step, Steering
+from drift_local.sessions.fit import ProgressStarter, settings_steering
+from drift_local.sessions.runtime import Models, open_models
 
 
 REPLACES_PREVIOUS = "replaces_previous"  # a logged answer that takes the place of the one before
+CHAT_SETTINGS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "seed", "max_tokens")  # what /set changes
+
+
+@dataclass
+class Resumed:
+    """A logged conversation as it stood: its messages, system prompt and last β."""
+
+    history: list[Message]
+    system: str | None = None
+    beta: float | None = None
 
 
 def history_from_log(messages) -> list[Message]:
     """The conversation as it stood, from logged messages (for --continue)."""
-    history: list[Message] = []
+    return resumed_from_log(messages).history
+
+
+def resumed_from_log(messages) -> Resumed:
+    """The conversation, its latest /system and β, from logged messages. A question whose
+    answer was interrupted before its first token is left out: it was never answered."""
+    resumed = Resumed([])
     for logged in messages:
+        if logged.role == "system":
+            resumed.system = logged.content or None
+            continue
         if logged.role not in ("user", "assistant"):
             continue
+        if logged.role == "assistant" and "beta" in logged.meta:
+            resumed.beta = logged.meta["beta"]
+        history = resumed.history
         if logged.meta.get(REPLACES_PREVIOUS) and history and history[-1].role == "assistant":
             history[-1] = Message("assistant", logged.content)
+        elif logged.role == "user" and history and history[-1].role == "user":
+            history[-1] = Message("user", logged.content)
         else:
             history.append(Message(logged.role, logged.content))
-    return history
+    if resumed.history and resumed.history[-1].role == "user":
+        resumed.history.pop()
+    return resumed
 
 
 @dataclass
@@ -42,7 +71,8 @@ class Comparison:
 
 @dataclass
 class ChatState:
-    decoding: Decoding
+    settings: Settings
+    greedy: bool = False
     drift_on: bool = True
     history: list[Message] = field(default_factory=list)
     last_comparison: Comparison | None = None
@@ -53,23 +83,47 @@ class ChatSession:
         self,
         store: Store,
         decoder: DriftDecoder,
-        sampler: Sampler,
+        settings: Settings,
         *,
         profile: Profile | None,
         steering: Steering | None,
-        decoding: Decoding,
-        max_tokens: int,
         conversation_id: int,
         history: list[Message] | None = None,
+        greedy: bool = False,
     ):
         self.store = store
         self.decoder = decoder
-        self.sampler = sampler
         self.profile = profile
         self.steering = steering
-        self.max_tokens = max_tokens
         self.conversation_id = conversation_id
-        self.state = ChatState(decoding=decoding, history=list(history or []))
+        self.state = ChatState(settings=settings, greedy=greedy, history=list(history or []))
+        self.sampler = Sampler(settings.sampler(greedy))
+
+    @property
+    def settings(self) -> Settings:
+        return self.state.settings
+
+    @property
+    def decoding(self) -> Decoding:
+        return self.settings.decoding()
+
+    def set(self, key: str, value: str) -> Settings:
+        """Change β or a sampling control for the rest of the chat (validated like config set)."""
+        if key not in (*CHAT_SETTINGS, "beta"):
+            raise DriftError(f"/set cannot change '{key}'", f"one of: {', '.join(CHAT_SETTINGS)} (and /beta)")
+        self.state.settings = parse_setting(self.settings, key, value)
+        if key != "beta" and key != "max_tokens":
+            self.sampler = Sampler(self.settings.sampler(self.state.greedy))
+        return self.settings
+
+    @property
+    def system(self) -> str | None:
+        return self.decoder.llm_system
+
+    def set_system(self, text: str | None) -> None:
+        """The LLM's own system prompt from now on (the sLM's attribute prompts are unchanged)."""
+        self.decoder.llm_system = text or None
+        self._log("system", text or "")
 
     # --- turns ---------------------------------------------------------------------------
     def ask(self, text: str, answer: Answer) -> Iterator[Step]:
@@ -81,9 +135,12 @@ class ChatSession:
         except (KeyboardInterrupt, GeneratorExit):
             answer.stop = "interrupted"
             raise
-        finally:  # a Ctrl-C keeps the partial answer, as the user saw it
-            self.state.history.append(Message("assistant", answer.text))
-            self._log("assistant", answer.text, {"drift": self._active_steering() is not None, "beta": self.state.decoding.beta, "stop": answer.stop})
+        finally:  # a Ctrl-C keeps the partial answer, as the user saw it; before any token, no turn
+            if answer.stop == "interrupted" and not answer.text:
+                self.state.history.pop()
+            else:
+                self.state.history.append(Message("assistant", answer.text))
+                self._log("assistant", answer.text, {"drift": self._active_steering() is not None, "beta": self.settings.beta, "stop": answer.stop})
 
     def compare(self, plain: Answer, drift: Answer) -> tuple[Iterator[Step], Iterator[Step]]:
         """Plain and Drift answers to the last user message (consume one stream, then the other,
@@ -122,6 +179,13 @@ class ChatSession:
     def set_steering(self, steering: Steering | None) -> None:
         self.steering = steering
 
+    def refit(self, progress: ProgressStarter | None = None) -> None:
+        """Refit the profile after /prefer added a pair (scores only the new pair) and steer by it."""
+        self.steering, _ = settings_steering(self.store, self.profile, self.decoder.models.slm, self.settings, progress)
+
+    def close(self) -> None:
+        self.store.close()
+
     # --- context management --------------------------------------------------------------
     def fit_history(self, reserve: int) -> int:
         """Drop the oldest turns until the prompt plus `reserve` new tokens fits; returns turns dropped."""
@@ -144,8 +208,68 @@ class ChatSession:
 
     def _stream(self, conversation: list[Message], steering: Steering | None, answer: Answer) -> Iterator[Step]:
         return self.decoder.stream(
-            conversation, steering, decoding=self.state.decoding, sampler=self.sampler, max_tokens=self.max_tokens, answer=answer
+            conversation, steering, decoding=self.decoding, sampler=self.sampler, max_tokens=self.settings.max_tokens, answer=answer
         )
 
     def _log(self, role: str, content: str, meta: dict | None = None) -> None:
         self.store.add_message(self.conversation_id, role, content, meta)
+
+
+def open_chat(
+    settings: Settings,
+    *,
+    llm: str | None = None,
+    slm: str | None = None,
+    profile: str | None = None,
+    system: str | None = None,
+    resume: int | None = None,
+    continue_last: bool = False,
+    keep_beta: bool = True,
+    greedy: bool = False,
+    progress: ProgressStarter | None = None,
+) -> tuple[ChatSession, Models, list[str]]:
+    """Open the models and the store, steer by the profile (refitting if its pairs changed),
+    and start a conversation, or resume one: `resume` by id, `continue_last` the profile's
+    latest. A resumed chat keeps its system prompt and, unless `keep_beta` is False (a --beta
+    was given), its β. Returns the session, the models and notices for the user."""
+    notices: list[str] = []
+    store = Store.open()
+    try:
+        logged = None
+        if resume is not None:
+            summary = store.conversation(resume)
+            if profile and summary.profile != profile:
+                raise DriftError(
+                    f"conversation #{resume} belongs to {f'profile {summary.profile!r}' if summary.profile else 'no profile'}, not {profile!r}",
+                    f"drop --profile, or use --profile {summary.profile}" if summary.profile else "drop --profile",
+                )
+            profile = summary.profile
+            logged = (resume, store.conversation_messages(resume))
+        target = store.get_profile(profile) if profile else None
+        if continue_last:
+            logged = store.last_conversation(target)
+            if logged is None:
+                notices.append("no earlier conversation to continue; starting a new one")
+        models = open_models(settings, llm, slm)
+        steering = None
+        if target is not None:
+            steering, notice = settings_steering(store, target, models.slm, settings, progress)
+            notices += [notice] if notice else []
+        state = resumed_from_log(logged[1]) if logged else Resumed([])
+        if state.beta is not None and keep_beta:
+            settings = settings.updated(beta=state.beta)
+        decoder = DriftDecoder(models, settings.attributes, settings.context(), llm_system=state.system)
+        if logged:
+            conversation_id = logged[0]
+        else:
+            conversation_id = store.start_conversation(target, {"command": "chat", "llm": str(models.llm.path), "slm": str(models.slm.path)})
+        session = ChatSession(
+            store, decoder, settings, profile=target, steering=steering, conversation_id=conversation_id,
+            history=state.history, greedy=greedy,
+        )
+        if system is not None and system != state.system:
+            session.set_system(system)
+        return session, models, notices
+    except BaseException:
+        store.close()
+        raise

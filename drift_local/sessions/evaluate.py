@@ -53,24 +53,68 @@ class Evaluation:
 
 def evaluate(pairs: dict[str, Pairs], shots: Sequence[int], seeds: int, split: str = "prompt") -> Evaluation:
     """`pairs` holds the same pairs under 'sum' and 'mean' reward modes."""
-    if split not in SPLITS:
-        raise DriftError(f"unknown split {split!r}", "use prompt (new prompts, the default) or random")
     data = pairs["sum"]
-    prompts = np.unique(data.groups)
-    splitter = _prompt_split if split == "prompt" else _random_split
-    result = Evaluation(len(data), len(prompts), split, [], seeds)
-    for k in sorted(set(shots)):
-        splits = [s for s in (splitter(data.groups, k, np.random.default_rng(seed)) for seed in range(seeds)) if s is not None]
-        if not splits:
-            result.skipped_shots.append(k)
-            continue
+    plan = plan_splits(data.groups, shots, seeds, split)
+    result = Evaluation(len(data), len(np.unique(data.groups)), split, [], seeds, skipped_shots=plan.skipped)
+    for k, splits in plan.splits.items():
         result.shots.append(k)
         for method in METHODS:
             result.scores.setdefault(method, {})[k] = [_score(method, pairs, train, test) for train, test in splits]
-    if not result.shots:
-        hint = "use --shots smaller than the number of pairs" + (" in about half the prompts" if split == "prompt" else "")
-        raise DriftError(f"no shot count leaves pairs to test on ({len(data)} pairs, {len(prompts)} prompts)", hint)
     return result
+
+
+@dataclass
+class SplitPlan:
+    splits: dict[int, list[tuple[np.ndarray, np.ndarray]]]  # k -> (train, test) index arrays per seed
+    skipped: list[int]  # shot counts with no split: too few pairs
+
+
+def plan_splits(groups: np.ndarray, shots: Sequence[int], seeds: int, split: str = "prompt") -> SplitPlan:
+    """The train/test splits for each shot count; they depend only on the pairs' prompts, so
+    impossible requests are refused before any scoring."""
+    if split not in SPLITS:
+        raise DriftError(f"unknown split {split!r}", "use prompt (new prompts, the default) or random")
+    splitter = _prompt_split if split == "prompt" else _random_split
+    plan = SplitPlan({}, [])
+    for k in sorted(set(shots)):
+        splits = [s for s in (splitter(groups, k, np.random.default_rng(seed)) for seed in range(seeds)) if s is not None]
+        if splits:
+            plan.splits[k] = splits
+        else:
+            plan.skipped.append(k)
+    if not plan.splits:
+        hint = "use --shots smaller than the number of pairs" + (" in about half the prompts" if split == "prompt" else "")
+        raise DriftError(f"no shot count leaves pairs to test on ({len(groups)} pairs, {len(np.unique(groups))} prompts)", hint)
+    return plan
+
+
+def prompt_groups(pairs) -> np.ndarray:
+    """Each pair's prompt as a group id, in first-seen order (as RewardCache.rewards numbers them)."""
+    ids: dict[str, int] = {}
+    return np.array([ids.setdefault(p.prompt, len(ids)) for p in pairs], dtype=int)
+
+
+def evaluate_file(
+    settings, data, *, user: str | None = None, skip_bad: bool = False, slm: str | None = None,
+    shots: Sequence[int], seeds: int, split: str, progress=None,
+) -> Evaluation:
+    """Read a file of pairs, check the shot counts can be met, score (cached), evaluate."""
+    from drift_local.attributes import paper_attributes
+    from drift_local.profiles.importers import read_pairs
+    from drift_local.profiles.store import Store
+    from drift_local.sessions.rewards import PairText, RewardCache
+    from drift_local.sessions.runtime import open_slm
+
+    pairs = [PairText(p.prompt, p.chosen, p.rejected) for p in read_pairs(data, user=user, skip_bad=skip_bad).pairs if not p.tie]
+    plan_splits(prompt_groups(pairs), shots, seeds, split)
+    model = open_slm(settings, slm)
+    with Store.open() as store:
+        attributes = paper_attributes()
+        cache = RewardCache(store, model, settings.context(), settings.max_response_tokens)
+        cache.fill_missing(pairs, attributes, progress)
+        pairs = cache.scored_pairs(pairs, attributes)  # those that fit the scoring context
+        rewards = {mode: cache.rewards(pairs, attributes, mode) for mode in ("sum", "mean")}
+    return evaluate(rewards, shots, seeds, split)
 
 
 def _prompt_split(groups: np.ndarray, k: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray] | None:

@@ -7,6 +7,7 @@ from typing import Callable
 
 import numpy as np
 
+from drift_local.config import Settings
 from drift_local.drift.approx import DEFAULT_METHOD, Fit, Pairs, fit_pairs, sign_stability, top_k
 from drift_local.engine.context import ContextSettings
 from drift_local.engine.model import Model
@@ -28,6 +29,7 @@ class FitOutcome:
     fit: Fit
     scored_tokens: int  # 0 when every reward was cached
     notice: str | None = None  # what the user should know: pairs left out
+    ties: int = 0  # pairs the fit leaves out: neither answer preferred
 
 
 def profile_pairs(store: Store, profile: Profile) -> list[PairText]:
@@ -88,8 +90,9 @@ def fit_profile(
         raise DriftError(notice or "no pair could be scored", "raise --n-ctx, or cap scored responses with --max-response-tokens")
     rewards = cache.rewards(usable, attributes, reward)
     fit = fit_pairs(rewards, method)
+    ties = store.count_pairs(profile) - len(pairs)
     record = save_fit(store, profile, slm, rewards, fit, attributes.names, reward, n_left_out=len(pairs) - len(usable))
-    return FitOutcome(record, fit, scored, notice)
+    return FitOutcome(record, fit, scored, notice, ties)
 
 
 def _nothing_to_fit(store: Store, profile: Profile) -> DriftError:
@@ -150,6 +153,14 @@ def is_stale(record: FitRecord | None, n_pairs: int, method: str, reward: str, n
     return record is None or (seen, record.method, record.reward, record.names) != (n_pairs, method, reward, names)
 
 
+def fit_status(store: Store, profile: Profile, method: str, reward: str, model_id: str | None = None) -> tuple[FitRecord | None, bool]:
+    """The latest fit (with this sLM, or any when model_id is None) and whether it is stale:
+    the one rule behind refitting before decoding and `profile show`'s warning."""
+    record = store.latest_fit(profile, model_id)
+    n_pairs = store.count_pairs(profile, include_ties=False)  # fits leave ties out
+    return record, is_stale(record, n_pairs, method, reward, store.active_attributes(profile).names)
+
+
 def profile_steering(
     store: Store,
     profile: Profile,
@@ -166,11 +177,45 @@ def profile_steering(
     n_pairs = store.count_pairs(profile, include_ties=False)  # fits leave ties out
     if n_pairs == 0:
         return None, f"{_nothing_to_fit(store, profile).message}: plain decoding"
-    record = store.latest_fit(profile, slm.fingerprint)
+    record, stale = fit_status(store, profile, method, reward, slm.fingerprint)
     notice = None
-    if is_stale(record, n_pairs, method, reward, store.active_attributes(profile).names):
+    if stale:
         outcome = fit_profile(
             store, profile, slm, settings, method=method, reward=reward, max_response_tokens=max_response_tokens, progress=progress
         )
         record, notice = outcome.record, outcome.notice
     return steering_from_fit(record, store, profile, k), notice
+
+
+def settings_steering(
+    store: Store, profile: Profile, slm: Model, settings: Settings, progress: ProgressStarter | None = None
+) -> tuple[Steering | None, str | None]:
+    """`profile_steering` with the method, reward, scoring cap and k of the user's settings."""
+    return profile_steering(
+        store, profile, slm, settings.context(), settings.attributes, method=settings.method,
+        reward=settings.reward, max_response_tokens=settings.max_response_tokens, progress=progress,
+    )
+
+
+def fit_named(settings: Settings, name: str, slm: str | None = None, progress: ProgressStarter | None = None) -> FitOutcome:
+    """`drift-local fit`: the named profile, with the settings' sLM (or `slm`), method and reward."""
+    from drift_local.sessions.runtime import open_slm
+
+    with Store.open() as store:
+        profile = store.get_profile(name)
+        model = open_slm(settings, slm)
+        return fit_profile(
+            store, profile, model, settings.context(), method=settings.method, reward=settings.reward,
+            max_response_tokens=settings.max_response_tokens, progress=progress,
+        )
+
+
+def scoring_estimate(settings: Settings, slm: str | None = None) -> tuple[Callable[[int], float], str]:
+    """tokens -> rough seconds of scoring with this sLM on this machine, and the model's file name."""
+    from drift_local.catalog.catalog import resolve_model
+    from drift_local.engine.context import default_threads
+    from drift_local.sessions.rewards import rough_scoring_seconds
+
+    path = resolve_model(slm or settings.slm).path
+    size, threads = path.stat().st_size, settings.threads or default_threads()
+    return (lambda tokens: rough_scoring_seconds(size, tokens, threads)), path.name

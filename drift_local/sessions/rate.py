@@ -10,8 +10,11 @@ reads; a choice is stored at once and p is refit from cached rewards.
 
 from __future__ import annotations
 
+import queue
 import random
 import re
+import threading
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from importlib import resources
 
@@ -116,11 +119,14 @@ class Rater:
     # --- choices -----------------------------------------------------------------------------
     def choose(self, candidates: Candidates, choice: str) -> Fit | None:
         """Store the choice durably, then refit from cached rewards (score first)."""
-        if choice == "skip":
-            return self.fit
-        [pair_id] = self.store.add_pairs(self.profile, [candidates.pair(choice)])
-        self.recorded.append(pair_id)
-        return self.refit()
+        self.record(candidates, choice)
+        return self.refit() if choice != "skip" else self.fit
+
+    def record(self, candidates: Candidates, choice: str) -> None:
+        """Store the choice durably now; refit once the candidates are scored."""
+        if choice != "skip":
+            [pair_id] = self.store.add_pairs(self.profile, [candidates.pair(choice)])
+            self.recorded.append(pair_id)
 
     def undo(self) -> Fit | None:
         if not self.recorded:
@@ -144,18 +150,27 @@ class Rater:
         return self.cache.rewards(pairs, self.attributes, self.reward) if pairs else None
 
 
+class Cancelled(Exception):
+    """Background work stopped because the session ended."""
+
+
 def write_candidates(
-    decoder: DriftDecoder, attributes: AttributeSet, prompt: str, attribute: str, *, decoding: Decoding, max_tokens: int, seed: int
+    decoder: DriftDecoder, attributes: AttributeSet, prompt: str, attribute: str, *, decoding: Decoding, max_tokens: int, seed: int,
+    stop: threading.Event | None = None, partial: list[str] | None = None,
 ) -> Candidates:
-    """The LLM's answer steered toward the attribute, then away from it (same seed)."""
+    """The LLM's answer steered toward the attribute, then away from it (same seed).
+    `partial` (two texts) grows token by token, for a screen to show them as they come."""
     index = attributes.names.index(attribute)
     texts = []
-    for sign in (1.0, -1.0):
+    for i, sign in enumerate((1.0, -1.0)):
         steering = Steering(attributes.base, (attribute,), (attributes.prompts[index],), np.array([sign]))
         answer = Answer()
         sampler = Sampler(SamplerSettings(seed=seed))
-        for _ in decoder.stream([Message("user", prompt)], steering, decoding=decoding, sampler=sampler, max_tokens=max_tokens, answer=answer):
-            pass
+        for step in decoder.stream([Message("user", prompt)], steering, decoding=decoding, sampler=sampler, max_tokens=max_tokens, answer=answer):
+            if stop is not None and stop.is_set():
+                raise Cancelled
+            if partial is not None:
+                partial[i] += step.text
         texts.append(whole_sentences(answer.text.strip()) if answer.stop == "length" else answer.text.strip())
     return Candidates(prompt, attribute, (texts[0], texts[1]))
 
@@ -175,46 +190,86 @@ def whole_sentences(text: str) -> str:
     return text[: ends[-1]] if ends and ends[-1] >= len(text) // 3 else text
 
 
-def score_candidates(cache: RewardCache, attributes: AttributeSet, candidates: Candidates) -> None:
-    """Both answers under every attribute prompt, into the cache: the slow part."""
-    cache.fill_missing([candidates.as_pair_text()], attributes)
+def score_candidates(cache: RewardCache, attributes: AttributeSet, candidates: Candidates, stop: threading.Event | None = None) -> None:
+    """Both answers under every attribute prompt, into the cache: the slow part. With `stop`,
+    it ends after the wave in progress (finished chunks are committed, the rest is not)."""
+
+    def check(_tokens: int) -> None:
+        if stop is not None and stop.is_set():
+            raise Cancelled
+
+    cache.fill_missing([candidates.as_pair_text()], attributes, lambda _total: check)
 
 
 class RateWorker:
     """Writes and scores candidates on one background thread, while the person reads.
 
     llama.cpp contexts and SQLite connections stay on the thread that made them, so the
-    worker opens its own store, score cache and decoder there.
+    worker opens its own store, score cache and decoder there. The thread is a daemon and
+    checks a stop flag between tokens and scoring waves, so quitting never waits for it;
+    what it has not committed is only a cache, recomputed on demand.
     """
 
     def __init__(self, models, attributes: AttributeSet, context_settings, *, cap: int, decoding: Decoding, max_tokens: int):
-        from concurrent.futures import ThreadPoolExecutor
-
         self.attributes = attributes
         self.decoding = decoding
         self.max_tokens = max_tokens
-        self._local: dict = {}
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="rate", initializer=self._start, initargs=(models, context_settings, cap))
+        self._stop = threading.Event()
+        self._jobs: queue.Queue = queue.Queue()
+        self._thread = threading.Thread(target=self._run, args=(models, context_settings, cap), name="rate", daemon=True)
+        self._thread.start()
 
-    def _start(self, models, context_settings, cap: int) -> None:
-        store = Store.open()
-        self._local.update(
-            store=store,
-            cache=RewardCache(store, models.slm, context_settings, cap),
-            decoder=DriftDecoder(models, 1, context_settings),
-        )
+    def _run(self, models, context_settings, cap: int) -> None:
+        store = None
+        try:
+            store = Store.open()
+            cache = RewardCache(store, models.slm, context_settings, cap)
+            decoder = DriftDecoder(models, 1, context_settings)
+        except BaseException as exc:  # every job reports why the worker could not start
+            failure = exc
+            if store is not None:
+                store.close()
+            while (job := self._jobs.get()) is not None:
+                job[1].set_exception(failure)
+            return
+        try:
+            while (job := self._jobs.get()) is not None:
+                work, future = job
+                if self._stop.is_set() or not future.set_running_or_notify_cancel():
+                    future.cancel()
+                    continue
+                try:
+                    future.set_result(work(decoder, cache))
+                except BaseException as exc:
+                    future.set_exception(exc)
+        finally:
+            store.close()
 
-    def write(self, prompt: str, attribute: str, seed: int):
-        return self._pool.submit(
-            lambda: write_candidates(self._local["decoder"], self.attributes, prompt, attribute, decoding=self.decoding, max_tokens=self.max_tokens, seed=seed)
-        )
+    def _submit(self, work) -> Future:
+        future: Future = Future()
+        self._jobs.put((work, future))
+        return future
 
-    def score(self, candidates: Candidates):
-        return self._pool.submit(lambda: score_candidates(self._local["cache"], self.attributes, candidates))
+    def write(self, prompt: str, attribute: str, seed: int) -> Future:
+        """A future Candidates; its `prompt` and `partial` texts can be shown while it is written."""
+        partial = ["", ""]
+        future = self._submit(lambda decoder, cache: write_candidates(
+            decoder, self.attributes, prompt, attribute, decoding=self.decoding, max_tokens=self.max_tokens, seed=seed,
+            stop=self._stop, partial=partial,
+        ))
+        future.prompt, future.partial = prompt, partial
+        return future
 
-    def close(self) -> None:
-        self._pool.submit(lambda: self._local["store"].close() if "store" in self._local else None)
-        self._pool.shutdown(wait=True, cancel_futures=True)
+    def score(self, candidates: Candidates) -> Future:
+        return self._submit(lambda decoder, cache: score_candidates(cache, self.attributes, candidates, self._stop))
+
+    def close(self, timeout: float = 1.0) -> bool:
+        """Stop the work in progress and end the thread; False if it is still inside one
+        llama.cpp call after `timeout` seconds (the process may exit without it)."""
+        self._stop.set()
+        self._jobs.put(None)
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
 
 
 def moved(before: Fit | None, after: Fit | None, names: list[str], top: int = 5) -> list[tuple[str, float, float]]:
@@ -233,3 +288,116 @@ def prompt_cycle(prompts: list[str], seed: int):
         order = prompts[:]
         rng.shuffle(order)
         yield from order
+
+
+class RateSession:
+    """The rounds of one `rate` run: which pair to show, choices stored at once, undo that
+    shows the undone pair again. The UI decides when to wait for the worker's futures.
+
+    While the person reads one pair, it is scored and the next pair is written.
+    """
+
+    def __init__(self, rater: Rater, worker: RateWorker, prompts, n: int):
+        self.rater, self.worker, self.prompts, self.n = rater, worker, prompts, n
+        self.round = 0
+        self.moved: list[tuple[str, float, float]] = []
+        self._chosen: list[Candidates] = []  # the candidates behind each pair in rater.recorded
+        self._again: list[Candidates] = []  # pairs to show before new ones (after an undo); last first
+        self._pending = self._write(next(self.prompts))
+
+    def _write(self, prompt: str) -> Future:
+        attribute, seed = self.rater.ask_about()
+        return self.worker.write(prompt, attribute, seed)
+
+    def next_candidates(self) -> Future:
+        """The pair to show next: one undone, else the one written in the background."""
+        if self._again:
+            done: Future = Future()
+            done.set_result(self._again.pop())
+            return done
+        pending = self._pending
+        self._pending = None
+        return pending
+
+    def shown(self, candidates: Candidates) -> Future:
+        """The pair is on screen: score it (cached if seen before) and write the one after."""
+        scoring = self.worker.score(candidates)
+        if self._pending is None:
+            self._pending = self._write(next(self.prompts))
+        return scoring
+
+    def write_now(self, prompt: str) -> Future:
+        """A pair for the person's own prompt (written after the one already queued)."""
+        attribute, seed = self.rater.ask_about()
+        return self.worker.write(prompt, attribute, seed)
+
+    def record(self, candidates: Candidates, choice: str) -> None:
+        """Store the choice durably at once (before its scores are ready)."""
+        self.rater.record(candidates, choice)
+        if choice != "skip":
+            self._chosen.append(candidates)
+
+    def refit(self, choice: str) -> None:
+        """After the candidates are scored: refit and note what moved."""
+        if choice == "skip":
+            self.moved = []
+            return
+        before = self.rater.fit
+        after = self.rater.refit()
+        self.moved = moved(before, after, self.rater.attributes.names)
+        self.round += 1
+
+    def choose(self, candidates: Candidates, scoring: Future, choice: str) -> None:
+        """record, wait for the scores, refit: the scripted path."""
+        self.record(candidates, choice)
+        if choice != "skip":
+            scoring.result()
+        self.refit(choice)
+
+    def undo(self, showing: Candidates | None) -> Candidates:
+        """Delete the last stored choice and refit; its pair is shown again next, then `showing`."""
+        before = self.rater.fit
+        after = self.rater.undo()
+        undone = self._chosen.pop()
+        self.moved = moved(before, after, self.rater.attributes.names)
+        self.round -= 1
+        if showing is not None:
+            self._again.append(showing)
+        self._again.append(undone)
+        return undone
+
+    def pairs_held(self) -> int:
+        return self.rater.store.count_pairs(self.rater.profile)
+
+    def close(self) -> bool:
+        """End the background work and the store; False when the worker had to be abandoned
+        inside a llama.cpp call (the process should then exit without waiting for it)."""
+        stopped = self.worker.close()
+        self.rater.store.close()
+        return stopped
+
+
+def open_rating(
+    settings, *, profile: str, llm: str | None, slm: str | None, prompts: list[str], strategy: str, n: int,
+    max_tokens: int, progress=None,
+) -> RateSession:
+    """Load the models, create the profile if new, score its earlier pairs (cached ones are
+    free), fit, and start the background worker."""
+    from drift_local.sessions.profiles import existing_or_new
+    from drift_local.sessions.runtime import open_models
+
+    models = open_models(settings, llm, slm)
+    store = Store.open()
+    try:
+        target = existing_or_new(store, profile)
+        attributes = store.active_attributes(target)
+        cache = RewardCache(store, models.slm, settings.context(), settings.max_response_tokens)
+        seed = settings.seed if settings.seed is not None else 0
+        rater = Rater(store, target, attributes, cache, strategy=strategy, method=settings.method, reward=settings.reward, seed=seed)
+        cache.fill_missing(profile_pairs(store, target), attributes, progress)
+        rater.refit()
+        worker = RateWorker(models, attributes, settings.context(), cap=settings.max_response_tokens, decoding=settings.decoding(), max_tokens=max_tokens)
+        return RateSession(rater, worker, prompt_cycle(prompts, seed), n)
+    except BaseException:
+        store.close()
+        raise

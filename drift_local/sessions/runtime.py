@@ -6,7 +6,6 @@ from dataclasses import dataclass
 
 from drift_local.catalog.catalog import resolve_model
 from drift_local.config import Settings
-from drift_local.engine.context import ContextSettings
 from drift_local.engine.model import Model, ModelSettings, load_model
 from drift_local.engine.tokenizer_check import shared_vocab_size
 
@@ -23,10 +22,6 @@ class Models:
         return self.llm is self.slm
 
 
-def context_settings(settings: Settings) -> ContextSettings:
-    return ContextSettings(n_ctx=settings.n_ctx, n_batch=settings.n_batch, threads=settings.threads)
-
-
 def open_slm(settings: Settings, slm: str | None = None) -> Model:
     return load_model(resolve_model(slm or settings.slm).path, ModelSettings(settings.n_gpu_layers))
 
@@ -37,3 +32,9 @@ def open_models(settings: Settings, llm: str | None = None, slm: str | None = No
     large = load_model(resolve_model(llm_spec).path, ModelSettings(settings.n_gpu_layers))
     small = open_slm(settings, slm or settings.slm or llm_spec)
     return Models(large, small, shared_vocab_size(large, small))
+
+
+def check_pair(settings: Settings) -> None:
+    """Refuse an LLM and sLM that do not share a tokenizer (loads both models' vocabularies)."""
+    if settings.slm and settings.slm != settings.llm:
+        open_models(settings.updated(n_gpu_layers=0))

@@ -27,19 +27,18 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from drift_local.config import Settings
-from drift_local.drift.sampling import Sampler, SamplerSettings
-from drift_local.drift.steering import Decoding
+from drift_local.drift.sampling import Sampler
 from drift_local.engine.chat import Message
 from drift_local.engine.context import PromptTooLong
 from drift_local.errors import DriftError
 from drift_local.profiles.store import PairIn, Profile, Store
 from drift_local.sessions.decoder import Answer, BatchDecoder, Request, Steering
 from drift_local.sessions.fit import ProgressStarter, is_stale, profile_steering, steering_from_fit
-from drift_local.sessions.runtime import Models, context_settings
+from drift_local.sessions.runtime import Models
 
 PROFILE_PREFIX = "drift:"  # the model name that selects a profile: drift:NAME
 ANSWER_PREFIX = "chatcmpl-"
@@ -257,12 +256,14 @@ class ServeSession:
             except RuntimeError:  # the event loop is gone (shutting down): nobody is listening
                 pass
 
-        sampler = Sampler(SamplerSettings(
-            temperature=self.settings.temperature if params.temperature is None else params.temperature,
-            top_p=self.settings.top_p if params.top_p is None else params.top_p,
-            seed=params.seed,
+        defaults = self.settings.sampler()  # the stored sampling defaults; the request's own values win
+        sampler = Sampler(replace(
+            defaults,
+            temperature=defaults.temperature if params.temperature is None else params.temperature,
+            top_p=defaults.top_p if params.top_p is None else params.top_p,
+            seed=defaults.seed if params.seed is None else params.seed,
         ))
-        decoding = Decoding(beta, self.settings.plausibility, self.settings.kl_budget)
+        decoding = replace(self.settings.decoding(), beta=beta)
         request = Request(list(params.messages), steering, decoding, sampler, params.max_tokens or self.settings.max_tokens)
         job = _Job(request, params.model, conversation_id, params.stop, send, params.max_tokens is not None)
         stream = ChatStream(self, f"{ANSWER_PREFIX}{conversation_id}", params.model, events)
@@ -352,7 +353,7 @@ class ServeSession:
         """On the fit worker: score what is new and fit, if the pairs changed."""
         s = self.settings
         profile_steering(
-            self._store, self._get_profile(name), self.models.slm, context_settings(s), s.attributes,
+            self._store, self._get_profile(name), self.models.slm, s.context(), s.attributes,
             method=s.method, reward=s.reward, max_response_tokens=s.max_response_tokens, progress=progress,
         )
 
@@ -425,7 +426,7 @@ class ServeSession:
             n_seq = min(256, self.parallel * per_answer)
             cells = min(self.settings.n_ctx, CELLS_PER_SEQUENCE)
             batch = BatchDecoder(
-                self.models, context_settings(self.settings), n_seq=n_seq, n_cells=n_seq * cells,
+                self.models, self.settings.context(), n_seq=n_seq, n_cells=n_seq * cells,
                 llm_seq=self.parallel, llm_cells=self.parallel * cells,
             )
             self.n_ctx = batch.n_ctx
