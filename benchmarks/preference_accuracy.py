@@ -32,6 +32,7 @@ def main() -> None:
 
     from drift_local.attributes import paper_attributes
     from drift_local.config import Settings
+    from drift_local.errors import DriftError
     from drift_local.profiles.importers import read_pairs
     from drift_local.profiles.store import Store
     from drift_local.sessions.evaluate import DEFAULT_METHOD, LENGTH_ONLY, METHODS, evaluate
@@ -47,10 +48,13 @@ def main() -> None:
     with Store.open() as store:
         cache = RewardCache(store, model, settings.context())
         for user in users:
-            pairs = [PairText(p.prompt, p.chosen, p.rejected) for p in read_pairs(Path(args.data) / "users" / f"{user}.jsonl").pairs]
-            cache.fill_missing(pairs, paper_attributes())
-            rewards = {mode: cache.rewards(pairs, paper_attributes(), mode) for mode in ("sum", "mean")}
-            results[user] = evaluate(rewards, shots, args.seeds, args.split)
+            try:
+                pairs = [PairText(p.prompt, p.chosen, p.rejected) for p in read_pairs(Path(args.data) / "users" / f"{user}.jsonl").pairs]
+                cache.fill_missing(pairs, paper_attributes())
+                rewards = {mode: cache.rewards(pairs, paper_attributes(), mode) for mode in ("sum", "mean")}
+                results[user] = evaluate(rewards, shots, args.seeds, args.split)
+            except DriftError as exc:  # no pairs, or too few prompts for any k
+                print(f"{user}: not evaluated: {exc.message}")
 
     shown = [DEFAULT_METHOD, "paper", LENGTH_ONLY, *(m for m in METHODS if m not in (DEFAULT_METHOD, "paper", LENGTH_ONLY, "chance"))]
     print(f"held-out accuracy on {'new prompts' if args.split == 'prompt' else 'random splits'} ({args.data}); "

@@ -80,8 +80,12 @@ def main() -> None:
     # 1. One profile per user, fitted on --pairs of its pairs.
     steerings = {}
     with Store.open() as store:
-        for user in users:
+        for user in list(users):
             pairs = [PairIn(*pair, source=f"simulated:{user}") for pair in decided_pairs(candidates, SIMULATED_USERS[user])]
+            if not pairs:  # the candidates never differ in this user's trait
+                print(f"{user}: no decided pairs among the candidates; left out", flush=True)
+                users.remove(user)
+                continue
             rng = np.random.default_rng(args.seed)
             sample = [pairs[i] for i in rng.choice(len(pairs), min(args.pairs, len(pairs)), replace=False)]
             name = f"steer-{user}-{args.seed}"
@@ -105,7 +109,6 @@ def main() -> None:
     plain = {prompt: request(prompt, None, math.inf) for prompt in prompts}
     drift = {(user, k, beta, prompt): request(prompt, steerings[(user, k)], beta) for user in users for k in ks for beta in betas for prompt in prompts}
     everything = [*plain.values(), *drift.values()]
-    longest_k = max(s.k for s in steerings.values())
     n_seq = 256
     batch = BatchDecoder(models, ContextSettings(n_ctx=1024, threads=settings.threads), n_seq=n_seq, n_cells=n_seq * (args.max_tokens + 96))
     done, tokens = 0, 0
