@@ -51,10 +51,11 @@ def make_profiles(path: Path) -> list[str]:
     return names
 
 
-def start_server(home: Path, llm: str | None, threads: int) -> tuple[subprocess.Popen, str]:
+def start_server(home: Path, llm: str | None, threads: int, parallel: int | None) -> tuple[subprocess.Popen, str]:
     env = {**os.environ, "DRIFT_LOCAL_HOME": str(home), "HF_HUB_OFFLINE": "1"}
     (home / "config.toml").write_text('method = "paper"\nmax_response_tokens = 16\n')
-    command = [sys.executable, "-m", "drift_local", "serve", "--port", "0", "--n-ctx", "1024", "--threads", str(threads), *(["--llm", llm] if llm else [])]
+    command = [sys.executable, "-m", "drift_local", "serve", "--port", "0", "--n-ctx", "1024", "--threads", str(threads), *(["--llm", llm] if llm else []),
+               *(["--parallel", str(parallel)] if parallel else [])]
     server = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     for line in server.stdout:
         if match := re.search(r"(http://127\.0\.0\.1:\d+/v1)", line):
@@ -93,12 +94,13 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2, help="questions each client asks in a row")
     parser.add_argument("--llm", default=None, help="LLM and sLM (default: the embedded SmolLM2)")
     parser.add_argument("--threads", type=int, default=0, help="llama.cpp threads (0: all CPUs)")
+    parser.add_argument("--parallel", type=int, default=None, help="the server's --parallel (default: its own)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp)
         profiles = make_profiles(home / "drift.db")
         started = time.perf_counter()
-        server, url = start_server(home, args.llm, args.threads)
+        server, url = start_server(home, args.llm, args.threads, args.parallel)
         print(f"server up in {time.perf_counter() - started:.1f} s (model load and fitting 4 profiles); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         try:
             measure(url, profiles, 1, 1, 8)  # warm-up

@@ -54,6 +54,7 @@ def main() -> None:
     parser.add_argument("--keep-cut", action="store_true", help="keep answers cut by the token limit as they are (default: back to the last whole sentence)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-score", action="store_true", help="write candidates and pairs only")
+    parser.add_argument("--first", type=int, default=None, help="use only the candidates of the first N prompts (a shorter run)")
     args = parser.parse_args()
 
     from drift_local.sessions.rate import read_prompts
@@ -70,6 +71,7 @@ def main() -> None:
         n_styles = args.answers // 2 if args.styles is None else args.styles
         candidates = write_candidates(read_prompts(args.prompts), args.answers, n_styles, lengths, args.temperature, args.seed, args.keep_cut)
         candidates_path.write_text(json.dumps(candidates, indent=1))
+    candidates = candidates[: args.first]
     write_user_pairs(candidates, out / "users")
     if not args.no_score:
         score(candidates)

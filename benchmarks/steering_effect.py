@@ -32,6 +32,8 @@ def main() -> None:
     here = Path(__file__).parent
     parser.add_argument("--candidates", default=str(here / "data" / "candidates_report.json"), help="candidate answers the users' pairs come from")
     parser.add_argument("--prompts", default=str(here / "data" / "prompts_steer_report.txt"), help="new prompts to answer, one a line")
+    parser.add_argument("--first-candidates", type=int, default=None, help="fit on pairs from the first N candidate prompts only")
+    parser.add_argument("--first-prompts", type=int, default=None, help="answer only the first N new prompts")
     parser.add_argument("--users", default="all")
     parser.add_argument("--pairs", type=int, default=40, help="pairs each profile is fitted on")
     parser.add_argument("--method", default=None, help="fit method (default: fit's default)")
@@ -70,8 +72,8 @@ def main() -> None:
         top_p=settings.top_p if args.top_p is None else args.top_p,
     )
     users = list(SIMULATED_USERS) if args.users == "all" else args.users.split(",")
-    prompts = read_prompts(args.prompts)
-    candidates = json.loads(Path(args.candidates).read_text())
+    prompts = read_prompts(args.prompts)[: args.first_prompts]
+    candidates = json.loads(Path(args.candidates).read_text())[: args.first_candidates]
     if {item["prompt"] for item in candidates} & set(prompts):
         raise SystemExit("the prompts to answer must be new: some are in the candidates' prompts")
     models = open_models(settings)
@@ -109,7 +111,9 @@ def main() -> None:
     plain = {prompt: request(prompt, None, math.inf) for prompt in prompts}
     drift = {(user, k, beta, prompt): request(prompt, steerings[(user, k)], beta) for user in users for k in ks for beta in betas for prompt in prompts}
     everything = [*plain.values(), *drift.values()]
-    n_seq = 256
+    # Few answers at once: in one unified KV cache every token attends over all cells in use,
+    # so a wide batch costs more per token than it saves (measured: 28 answers at once stalled).
+    n_seq = 4 * (max(s.k for s in steerings.values()) + 2)
     batch = BatchDecoder(models, ContextSettings(n_ctx=1024, threads=settings.threads), n_seq=n_seq, n_cells=n_seq * (args.max_tokens + 96))
     done, tokens = 0, 0
     waiting = list(everything)
