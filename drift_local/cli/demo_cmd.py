@@ -58,6 +58,7 @@ def demo(
     with Live(table, console=console, refresh_per_second=8):
         for key, text in plain_and_steered(models, steering, settings, prompt, max_tokens):
             texts[key].append(text)
+    console.print()  # Live leaves the cursor at the table's end
     console.print(
         "[dim]What this can show: SmolLM2-135M, both writer and judge here, shows Drift changing an answer's style "
         "(shorter, calmer), not making it wiser, and a 135M judge's weights are noisy (the ~ marks). "
