@@ -6,37 +6,28 @@ from typing import Annotated, Optional
 
 import typer
 
-from drift_local.cli import options
 from drift_local.cli.app import app
 from drift_local.cli.common import console, err_console
-from drift_local.cli.settings_flags import settings_with
+from drift_local.cli.settings_flags import DecodingFlags, decoding_flags
 from drift_local.errors import DriftError
 
 
 @app.command()
+@decoding_flags
 def serve(
     host: Annotated[str, typer.Option("--host", help="Address to listen on. Anything but loopback needs --api-key (or --insecure-no-auth).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=0, max=65535, help="Port to listen on (0: any free one).")] = 8000,
     profile: Annotated[Optional[list[str]], typer.Option("--profile", "-p", help="Serve this profile as model 'drift:NAME' (repeatable; default: every profile).")] = None,
-    llm: options.Llm = None,
-    slm: options.Slm = None,
     api_key: Annotated[Optional[str], typer.Option("--api-key", envvar="DRIFT_LOCAL_API_KEY", help="Require 'Authorization: Bearer KEY' on every request.")] = None,
     insecure_no_auth: Annotated[bool, typer.Option("--insecure-no-auth", help="Serve a non-loopback --host without an API key (anyone who can reach it can use it).")] = False,
     parallel: Annotated[int, typer.Option("--parallel", min=1, max=64, help="Answers decoded together; more requests wait in a queue.")] = 4,
-    beta: options.Beta = None,
-    attributes: options.Attributes = None,
-    temperature: options.Temperature = None,
-    top_p: options.TopP = None,
-    max_tokens: options.MaxTokens = None,
-    n_ctx: options.NCtx = None,
-    threads: options.Threads = None,
-    n_gpu_layers: options.NGpuLayers = None,
+    flags: DecodingFlags = None,
 ) -> None:
     """Serve the LLM and your profiles over an OpenAI-compatible API (chat completions, models, preferences).
 
     Point any OpenAI client at http://HOST:PORT/v1 and pick model 'drift:NAME' for a profile's
-    steering, or the plain model's name. Requests' own temperature, top_p, seed, max_tokens and
-    stop win over the defaults set here. POST /v1/preferences teaches a profile. Ctrl-C stops.
+    steering, or the plain model's name. The flags below set the defaults; requests' own
+    temperature, top_p, seed, max_tokens and stop win over them. POST /v1/preferences teaches a profile. Ctrl-C stops.
     """
     try:
         from drift_local.server.app import bind, create_app, serve_forever
@@ -50,9 +41,8 @@ def serve(
     from drift_local.sessions.serve import PROFILE_PREFIX, ServeSession, check_exposure, is_loopback
 
     warning = check_exposure(host, api_key, insecure_no_auth)
-    settings = settings_with(
-        beta=beta, temperature=temperature, attributes=attributes, top_p=top_p, max_tokens=max_tokens, n_ctx=n_ctx, threads=threads, n_gpu_layers=n_gpu_layers
-    )
+    settings = flags.settings()
+    llm, slm = flags.llm, flags.slm
     with Store.open() as store:  # named profiles must exist before anything loads
         served = [store.get_profile(name).name for name in profile] if profile else [p.name for p in store.list_profiles()]
     llm_name = resolve_model(llm or settings.llm).name
@@ -60,7 +50,7 @@ def serve(
     try:
         models = open_models(settings, llm, slm)
         session = ServeSession(
-            models, settings, llm_name=llm_name, profiles=profile, store_path=store_path(), parallel=parallel,
+            models, settings, llm_name=llm_name, profiles=profile, store_path=store_path(), parallel=parallel, greedy=flags.greedy,
             report=lambda line: err_console.print(f"[dim]{line}[/]", highlight=False),
         )
         try:

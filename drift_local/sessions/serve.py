@@ -183,6 +183,7 @@ class ServeSession:
         profiles: Sequence[str] | None,
         store_path: Path,
         parallel: int = 4,
+        greedy: bool = False,
         report: Callable[[str], None] | None = None,
     ):
         self.models = models
@@ -191,6 +192,7 @@ class ServeSession:
         self.profiles = tuple(profiles) if profiles else None  # None: every profile in the store
         self.store_path = Path(store_path)
         self.parallel = parallel
+        self.greedy = greedy  # the default; a request's temperature still applies when greedy is off
         self.report = report or (lambda line: None)
         self._inbox: queue.Queue = queue.Queue()
         self._store_pool: ThreadPoolExecutor | None = None
@@ -256,7 +258,7 @@ class ServeSession:
             except RuntimeError:  # the event loop is gone (shutting down): nobody is listening
                 pass
 
-        defaults = self.settings.sampler()  # the stored sampling defaults; the request's own values win
+        defaults = self.settings.sampler(self.greedy)  # the stored sampling defaults; the request's own values win
         sampler = Sampler(replace(
             defaults,
             temperature=defaults.temperature if params.temperature is None else params.temperature,
