@@ -25,7 +25,7 @@ import uvicorn
 from drift_local.attributes import paper_attributes
 from drift_local.config import Settings
 from drift_local.engine.model import load_model
-from drift_local.profiles.store import PairIn, Store
+from drift_local.profiles.store import Pair, Store
 from drift_local.server.app import bind, create_app
 from drift_local.sessions.fit import steering_from_fit
 from drift_local.sessions.runtime import Models
@@ -35,8 +35,8 @@ pytestmark = pytest.mark.embedded
 
 PLAIN = "smollm2-135m"
 PAIRS = [
-    PairIn("How do I boil an egg?", "Boil it for nine minutes.", "Well, my friend, boiling an egg is a wonderful little adventure! First you fill a pot."),
-    PairIn("What is rain?", "Water falling from clouds.", "Rain, oh rain! It is the sky's own song, drops of water that tumble down joyfully."),
+    Pair("How do I boil an egg?", "Boil it for nine minutes.", "Well, my friend, boiling an egg is a wonderful little adventure! First you fill a pot."),
+    Pair("What is rain?", "Water falling from clouds.", "Rain, oh rain! It is the sky's own song, drops of water that tumble down joyfully."),
 ]
 ATTRIBUTES = ("concise", "formal", "exclamatory")  # the same for both: their scores are cached once
 PROFILES = {"terse": False, "lively": True}  # name: pairs flipped
@@ -70,7 +70,7 @@ def make_profiles(store: Store) -> None:
         for attribute in paper_attributes().names:
             if attribute not in ATTRIBUTES:
                 store.set_attribute_enabled(profile, attribute, False)
-        store.add_pairs(profile, [PairIn(p.prompt, p.rejected, p.chosen) if flipped else p for p in PAIRS])
+        store.add_pairs(profile, [Pair(p.prompt, p.rejected, p.chosen) if flipped else p for p in PAIRS])
     store.create_profile("empty")  # no pairs: plain decoding
 
 

@@ -21,13 +21,13 @@ import pytest
 
 from drift_local.errors import DriftError
 from drift_local.profiles import health
-from drift_local.profiles.store import PairIn, Store
+from drift_local.profiles.store import Pair, Store
 
 PAGE = 4096
 
 
-def some_pairs(n: int, tag: str = "p") -> list[PairIn]:
-    return [PairIn(f"{tag} prompt {i} " * 10, f"{tag} good {i} " * 30, f"{tag} bad {i} " * 30) for i in range(n)]
+def some_pairs(n: int, tag: str = "p") -> list[Pair]:
+    return [Pair(f"{tag} prompt {i} " * 10, f"{tag} good {i} " * 30, f"{tag} bad {i} " * 30) for i in range(n)]
 
 
 def filled_store(path: Path, n: int = 300) -> None:

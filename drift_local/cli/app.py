@@ -61,6 +61,7 @@ def _register() -> None:
     # so --help and shell completion stay instant.
     from drift_local.cli import models_cmd  # noqa: F401
     from drift_local.cli import profile_cmd  # noqa: F401
+    from drift_local.cli import profile_pairs_cmd  # noqa: F401
     from drift_local.cli import config_cmd  # noqa: F401
     from drift_local.cli import fit_cmd  # noqa: F401
     from drift_local.cli import generate_cmd  # noqa: F401

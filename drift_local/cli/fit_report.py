@@ -66,7 +66,7 @@ def print_fit_report(report: dict) -> None:
         return
     console.print(
         f"fit #{fit['id']} of {when(fit['created'])} on {pairs(fit['n_pairs'])}"
-        + (" (fits leave ties out)" if fit["n_pairs"] < report["n_pairs"] else "")
+        + (" (fits leave ties out)" if fit["n_pairs"] < report["n_pairs"] and not fit["stale"] else "")
         + f": method {fit['method']}, "
         f"reward {fit['reward']}, model {escape(fit['model_id'])}",
         soft_wrap=True,
