@@ -38,7 +38,7 @@ class DecodingFlags:
 
 
 # name -> (annotation, default); every name but llm, slm and greedy is a Settings key.
-_DECODING = {
+_FLAGS = {
     "llm": (options.Llm, None),
     "slm": (options.Slm, None),
     "beta": (options.Beta, None),
@@ -54,20 +54,13 @@ _DECODING = {
     "n_ctx": (options.NCtx, None),
     "threads": (options.Threads, None),
     "n_gpu_layers": (options.NGpuLayers, None),
-}
-
-
-_SCORING = {
-    "slm": (options.Slm, None),
     "max_response_tokens": (options.MaxResponseTokens, None),
-    "n_ctx": (options.NCtx, None),
-    "threads": (options.Threads, None),
-    "n_gpu_layers": (options.NGpuLayers, None),
 }
 
 
-def _flag_block(block: dict) -> Callable[[Callable], Callable]:
-    """A decorator that adds the block's flags to a command, which receives them as `flags: DecodingFlags`."""
+def _flag_block(*names: str) -> Callable[[Callable], Callable]:
+    """A decorator that adds these flags to a command, which receives them as `flags: DecodingFlags`."""
+    block = {name: _FLAGS[name] for name in names}
 
     def add_flags(command: Callable) -> Callable:
         signature = inspect.signature(command)
@@ -95,5 +88,8 @@ def _flag_block(block: dict) -> Callable[[Callable], Callable]:
     return add_flags
 
 
-decoding_flags = _flag_block(_DECODING)
-scoring_flags = _flag_block(_SCORING)
+decoding_flags = _flag_block(
+    "llm", "slm", "beta", "attributes", "seed", "greedy", "temperature", "top_p", "top_k", "min_p", "repeat_penalty",
+    "max_tokens", "n_ctx", "threads", "n_gpu_layers",
+)
+scoring_flags = _flag_block("slm", "max_response_tokens", "n_ctx", "threads", "n_gpu_layers")
