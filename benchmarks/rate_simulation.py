@@ -56,7 +56,7 @@ def main() -> None:
     from drift_local.config import Settings
     from drift_local.drift.steering import Decoding
     from drift_local.drift.approx import DEFAULT_METHOD, FIT_METHODS, Pairs, accuracy
-    from drift_local.profiles.store import Store
+    from drift_local.store.store import Store
     from drift_local.sessions.decoder import DriftDecoder
     from drift_local.sessions.rate import Candidates, Rater, bundled_prompts, write_candidates
     from drift_local.sessions.simulated_users import SIMULATED_USERS

@@ -10,7 +10,7 @@ from drift_local.config import Settings
 from drift_local.engine.context import ContextSettings
 from drift_local.engine.model import load_model
 from drift_local.errors import DriftError
-from drift_local.profiles.store import Pair, Store
+from drift_local.store.store import Pair, Store
 from drift_local.sessions.chat import ChatSession, history_from_log
 from drift_local.sessions.fit import fit_status, settings_steering
 from drift_local.sessions.decoder import Answer, DriftDecoder, Steering

@@ -6,7 +6,7 @@ import io
 import json
 import sys
 
-from drift_local.profiles.store import Pair, Store
+from drift_local.store.store import Pair, Store
 
 
 def chat(cli, monkeypatch, lines: list[str], *args: str):

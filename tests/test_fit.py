@@ -16,7 +16,7 @@ from drift_local.config import store_path
 from drift_local.engine.context import ContextSettings
 from drift_local.engine.model import load_model
 from drift_local.errors import DriftError
-from drift_local.profiles.store import Pair, Store
+from drift_local.store.store import Pair, Store
 from drift_local.sessions.fit import fit_profile, profile_steering
 
 SETTINGS = ContextSettings(n_ctx=512)

@@ -12,7 +12,7 @@ import random
 
 import pytest
 
-from drift_local.profiles.store import Pair, Store
+from drift_local.store.store import Pair, Store
 
 CASES = int(os.environ.get("DRIFT_LOCAL_FUZZ_CASES", "32"))
 SEED = int(os.environ.get("DRIFT_LOCAL_FUZZ_SEED", "12"))

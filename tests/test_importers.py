@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from drift_local.errors import DriftError
-from drift_local.profiles import importers
-from drift_local.profiles.importers import read_pairs
-from drift_local.profiles.store import Pair, Store
+from drift_local.store import importers
+from drift_local.store.importers import read_pairs
+from drift_local.store.store import Pair, Store
 
 EXAMPLES = Path(str(resources.files("drift_local.data").joinpath("example_pairs.jsonl")))
 

@@ -25,7 +25,7 @@ import uvicorn
 from drift_local.attributes import paper_attributes
 from drift_local.config import Settings
 from drift_local.engine.model import load_model
-from drift_local.profiles.store import Pair, Store
+from drift_local.store.store import Pair, Store
 from drift_local.server.app import bind, create_app
 from drift_local.sessions.fit import steering_from_fit
 from drift_local.sessions.runtime import Models
@@ -289,7 +289,7 @@ def test_without_the_web_extra_serve_says_what_to_install(cli, monkeypatch):
 def test_a_separate_llm_context_holds_one_sequence_per_answer(tiny_gguf, tiny_gguf_padded):
     from drift_local.drift.sampling import Sampler, SamplerSettings
     from drift_local.drift.steering import Decoding
-    from drift_local.engine.chat import Message
+    from drift_local.engine.template import Message
     from drift_local.engine.context import ContextSettings
     from drift_local.sessions.decoder import BatchDecoder, Request, Steering
 

@@ -16,8 +16,8 @@ import pytest
 
 from drift_local.attributes import paper_attributes
 from drift_local.errors import DriftError
-from drift_local.profiles import store as store_module
-from drift_local.profiles.store import Pair, Store
+from drift_local.store import store as store_module
+from drift_local.store.store import Pair, Store
 
 
 @pytest.fixture
@@ -289,7 +289,7 @@ def test_a_transaction_that_raises_leaves_nothing(store):
 WRITER = textwrap.dedent(
     """
     import sys
-    from drift_local.profiles.store import Pair, Store
+    from drift_local.store.store import Pair, Store
     import os, time
     path, tag, rounds, size = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     print("ready", flush=True)

@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 
 from drift_local.errors import DriftError
-from drift_local.profiles import health
-from drift_local.profiles.store import Pair, Store
+from drift_local.store import health
+from drift_local.store.store import Pair, Store
 
 PAGE = 4096
 
@@ -172,7 +172,7 @@ def _read_as_nobody(home: Path) -> None:
 RACER = textwrap.dedent(
     """
     import sys, time
-    from drift_local.profiles.store import Store
+    from drift_local.store.store import Store
     path, start = sys.argv[1], float(sys.argv[2])
     while time.time() < start:
         pass

@@ -100,7 +100,7 @@ def main() -> None:
         sys.exit(getattr(exc, "exit_code", 2))
     except sqlite3.Error as exc:
         from drift_local.config import store_path
-        from drift_local.profiles.store import store_error
+        from drift_local.store.store import store_error
 
         error = store_error(store_path(), exc, writing=False)  # writes convert their own errors
         _fail(error.message, error.hint)

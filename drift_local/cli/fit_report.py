@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from drift_local.cli.common import console
-from drift_local.profiles.store import FitRecord, Profile
+from drift_local.store.store import FitRecord, Profile
 
 BAR_WIDTH = 16  # characters on each side of the centre line
 

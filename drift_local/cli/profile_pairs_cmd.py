@@ -29,7 +29,7 @@ def add_pair(
     """Add one preference pair (the profile is created if it does not exist).
 
     Fields not given as options are asked for when run in a terminal."""
-    from drift_local.profiles.store import Pair
+    from drift_local.store.store import Pair
 
     texts = [given_or_asked(value, field, ASK_HINT) for value, field in ((prompt, "prompt"), (chosen, "chosen"), (rejected, "rejected"))]
     pair_id, total = profiles.add_pair(name, Pair(*texts, tie=tie, source="cli"))

@@ -7,7 +7,7 @@ from rich.table import Table
 
 from drift_local.cli.common import console, err_console
 from drift_local.cli.fit_report import pairs as n_pairs, when
-from drift_local.profiles.store import Pair, ProfileAttribute, ProfileSummary
+from drift_local.store.store import Pair, ProfileAttribute, ProfileSummary
 from drift_local.sessions.profiles import ImportOutcome
 
 

@@ -18,9 +18,9 @@ from typing import Iterator
 from drift_local.config import Settings, parse_setting
 from drift_local.drift.sampling import Sampler
 from drift_local.drift.steering import Decoding
-from drift_local.engine.chat import Message
+from drift_local.engine.template import Message
 from drift_local.errors import DriftError
-from drift_local.profiles.store import Pair, Profile, Store
+from drift_local.store.store import Pair, Profile, Store
 from drift_local.sessions.background import Worker
 from drift_local.sessions.decoder import Answer, DriftDecoder, Step, Steering
 from drift_local.sessions.fit import ProgressStarter, settings_steering

@@ -9,9 +9,9 @@ from typing import Iterator
 
 from drift_local.config import Settings, data_dir
 from drift_local.drift.sampling import Sampler
-from drift_local.engine.chat import Message
-from drift_local.profiles.importers import read_pairs
-from drift_local.profiles.store import Pair, Profile, Store
+from drift_local.engine.template import Message
+from drift_local.store.importers import read_pairs
+from drift_local.store.store import Pair, Profile, Store
 from drift_local.sessions.decoder import DriftDecoder, Steering
 from drift_local.sessions.fit import FitOutcome, ProgressStarter, fit_profile, steering_from_fit
 from drift_local.sessions.runtime import Models

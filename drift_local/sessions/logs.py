@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drift_local.profiles.store import ConversationSummary, Message, Store
+from drift_local.store.store import ConversationSummary, Message, Store
 
 
 def find_conversations(profile: str | None = None, query: str | None = None, n: int = 20) -> list[ConversationSummary]:

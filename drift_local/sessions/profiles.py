@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from drift_local.errors import DriftError
-from drift_local.profiles.health import replace_durably
-from drift_local.profiles.importers import EXPORT_FORMAT, ImportResult, read_pairs
-from drift_local.profiles.store import FitRecord, Pair, Profile, ProfileAttribute, ProfileSummary, Store
+from drift_local.store.health import replace_durably
+from drift_local.store.importers import EXPORT_FORMAT, ImportResult, read_pairs
+from drift_local.store.store import FitRecord, Pair, Profile, ProfileAttribute, ProfileSummary, Store
 
 
 def existing_or_new(store: Store, name: str, create: bool = True) -> Profile:

@@ -23,9 +23,9 @@ from drift_local.attributes import AttributeSet
 from drift_local.drift.approx import DEFAULT_METHOD, Fit, bootstrap_weights, fit_pairs
 from drift_local.drift.sampling import Sampler, SamplerSettings
 from drift_local.drift.steering import Decoding
-from drift_local.engine.chat import Message
+from drift_local.engine.template import Message
 from drift_local.errors import DriftError
-from drift_local.profiles.store import Pair, Profile, Store
+from drift_local.store.store import Pair, Profile, Store
 from drift_local.sessions.background import Cancelled, Worker
 from drift_local.sessions.decoder import Answer, DriftDecoder, Steering
 from drift_local.sessions.fit import profile_pairs, save_fit

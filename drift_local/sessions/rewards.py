@@ -13,11 +13,11 @@ import numpy as np
 
 from drift_local.attributes import AttributeSet
 from drift_local.drift.approx import Pairs, reward_matrix
-from drift_local.engine.chat import ChatFormat
+from drift_local.engine.template import ChatFormat
 from drift_local.engine.context import Context, ContextSettings
 from drift_local.engine.model import Model
 from drift_local.engine.scoring import ScoreRequest, Scorer
-from drift_local.profiles.store import Pair, Store
+from drift_local.store.store import Pair, Store
 
 # Waves of 16 sequences in 4096 KV cells: full batches, short attention spans (measured with
 # benchmarks/scoring.py: larger waves cost more per token, smaller ones limit response length).

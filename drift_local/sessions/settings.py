@@ -43,7 +43,7 @@ def unset_setting(key: str) -> tuple[object, Path]:
 def check_store(restore: bool = False) -> tuple[tuple[Path, Path] | None, dict]:
     """The store's full check (after putting the newest good backup in place, with `restore`):
     (the backup restored and where the old store went, or None; the report)."""
-    from drift_local.profiles import health
+    from drift_local.store import health
 
     path = config.store_path()
     restored = health.restore_latest(path) if restore else None

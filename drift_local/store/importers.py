@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from drift_local.errors import DriftError
-from drift_local.profiles.store import Pair, is_unicode
+from drift_local.store.store import Pair, is_unicode
 
 MAX_LINE_BYTES = 1_000_000
 MAX_DOCUMENT_BYTES = 256_000_000  # a whole-file JSON array or export is read into memory

@@ -12,7 +12,7 @@ recomputed, and writes come at human pace or in large batches, so the fsync cost
 
 Damage: before a connection first writes, it runs `PRAGMA quick_check` (about 3 ms per MB of
 database) and refuses to write into a damaged file. After a commit, when the newest backup
-is over 15 minutes old, the store is checked again and backed up (profiles/health.py).
+is over 15 minutes old, the store is checked again and backed up (store/health.py).
 Reads need no check: a read that meets a damaged page fails with one line that says what to
 do. A store in a read-only folder opens read-only: everything can be read, nothing written.
 """
@@ -33,7 +33,7 @@ from typing import Any
 from drift_local import config
 from drift_local.attributes import Attribute, AttributeSet, paper_attributes
 from drift_local.errors import DriftError
-from drift_local.profiles import health
+from drift_local.store import health
 
 BUSY_TIMEOUT_S = 10.0
 LOOKUP_BATCH = 500  # keys per SELECT ... IN (...); well under SQLite's variable limit
