@@ -105,6 +105,10 @@ class Context:
         llama_cpp.llama_memory_clear(self.memory, True)
         self.held = [[] for _ in range(self.n_seq)]
 
+    def cached_prefix(self, seq: int, tokens: Sequence[int]) -> int:
+        """How many leading tokens of `tokens` sequence `seq` already holds."""
+        return _common_prefix(self.held[seq], tokens)
+
     def trim(self, seq: int, keep: int) -> None:
         """Forget everything sequence `seq` holds from position `keep` on."""
         if keep < len(self.held[seq]):

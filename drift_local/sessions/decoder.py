@@ -252,6 +252,11 @@ class DriftDecoder:
             yield step
 
 
+# Tokens an answer must find already decoded on a free sequence to take it out of id order:
+# a break in consecutive ids costs an extra ubatch every step.
+MIN_REUSE = 16
+
+
 class BatchDecoder:
     """Many answers at once, each with its own conversation, steering and sampler.
 
@@ -259,7 +264,8 @@ class BatchDecoder:
     when the LLM is the sLM), as llama-server's slots share a batch. An answer is admitted
     when the contexts have free sequences for it; until then it waits in order. Each
     sequence is a KV stream of its own: the answers share no tokens, and in one unified
-    cache every token of a step would attend over all answers' cells.
+    cache every token of a step would attend over all answers' cells. A finished answer's
+    tokens stay on its sequences, for a later answer that begins the same way.
     """
 
     def __init__(
@@ -289,8 +295,7 @@ class BatchDecoder:
         if any(count > len(self._free[key]) for key, count in need.items()):
             return False
         for name, context in contexts.items():
-            # The lowest free id: a step's sequences then form few runs of consecutive ids, one ubatch each.
-            seq = min(self._free[id(context)])
+            seq = self._pick(context, run.prompts[name])
             self._free[id(context)].remove(seq)
             run.seqs[name] = (context, seq)
         self.active.append(run)
@@ -299,6 +304,17 @@ class BatchDecoder:
     def check(self, request: Request) -> None:
         """Raise DriftError (PromptTooLong for the context) if this answer could never be admitted."""
         self._plan(request)
+
+    def _pick(self, context: Context, prompt: list[int]) -> int:
+        """The free sequence to write `prompt` on: the one whose kept tokens (an earlier answer's)
+        begin it for longest, else the lowest id. A step's sequences then form few runs of
+        consecutive ids (llama.cpp decodes each run as one ubatch), and a conversation's next
+        turn, or another answer with the same system prompt, skips what is already decoded."""
+        def reuse(seq: int) -> int:
+            kept = context.cached_prefix(seq, prompt)
+            return kept if kept >= MIN_REUSE else 0
+
+        return max(self._free[id(context)], key=lambda seq: (reuse(seq), -seq))
 
     def _plan(self, request: Request) -> tuple[_Run, dict[str, Context]]:
         """The run for a request and its contexts by sequence name."""
@@ -333,7 +349,7 @@ class BatchDecoder:
         return events
 
     def cancel(self, request: Request) -> None:
-        """Stop an answer now and free its sequences (a client that went away)."""
+        """Stop an answer now and free its sequences (a client that went away) for the next one."""
         for run in self.active:
             if run.request is request:
                 request.answer.stop = "interrupted"
@@ -351,8 +367,7 @@ class BatchDecoder:
 
     def _release(self, run: _Run) -> None:
         self.active.remove(run)
-        for context, seq in run.seqs.values():
-            context.trim(seq, 0)
+        for context, seq in run.seqs.values():  # its tokens stay cached until the sequence is reused
             self._free[id(context)].add(seq)
 
 
