@@ -19,7 +19,7 @@ from drift_local.attributes import paper_attributes
 from drift_local.config import Settings
 from drift_local.drift.sampling import Sampler, SamplerSettings
 from drift_local.drift.steering import Decoding
-from drift_local.engine.chat import Message
+from drift_local.engine.template import Message
 from drift_local.engine.context import ContextSettings
 from drift_local.sessions.decoder import Answer, DriftDecoder, Steering
 from drift_local.sessions.runtime import open_models

@@ -33,8 +33,8 @@ def main() -> None:
     from drift_local.attributes import paper_attributes
     from drift_local.config import Settings
     from drift_local.errors import DriftError
-    from drift_local.profiles.importers import read_pairs
-    from drift_local.profiles.store import Store
+    from drift_local.store.importers import read_pairs
+    from drift_local.store.store import Store
     from drift_local.sessions.evaluate import DEFAULT_METHOD, LENGTH_ONLY, METHODS, evaluate
     from drift_local.sessions.rewards import PairText, RewardCache
     from drift_local.sessions.runtime import open_slm

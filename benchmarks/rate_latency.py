@@ -29,7 +29,7 @@ def main() -> None:
     from drift_local.cli.rate_screen import _view
     from drift_local.config import Settings
     from drift_local.drift.steering import Decoding
-    from drift_local.profiles.store import Store
+    from drift_local.store.store import Store
     from drift_local.sessions.decoder import DriftDecoder
     from drift_local.sessions.rate import Rater, RateSession, score_candidates, write_candidates
     from drift_local.sessions.rewards import RewardCache

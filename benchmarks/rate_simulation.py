@@ -56,7 +56,7 @@ def main() -> None:
     from drift_local.config import Settings
     from drift_local.drift.steering import Decoding
     from drift_local.drift.approx import DEFAULT_METHOD, FIT_METHODS, Pairs, accuracy
-    from drift_local.profiles.store import Store
+    from drift_local.store.store import Store
     from drift_local.sessions.decoder import DriftDecoder
     from drift_local.sessions.rate import Candidates, Rater, bundled_prompts, write_candidates
     from drift_local.sessions.simulated_users import SIMULATED_USERS
@@ -90,7 +90,7 @@ def main() -> None:
 
     store = Store.open()
     cache = RewardCache(store, models.slm, ctx, args.cap)
-    scored_tokens = cache.fill_missing([c.as_pair_text() for _, c in pool], attributes)
+    scored_tokens = cache.fill_missing([c.pair("first") for _, c in pool], attributes)
     print(f"pool of {len(pool)} pairs scored ({scored_tokens} new tokens, {time.perf_counter() - started:.0f} s)", flush=True)
 
     by_attribute: dict[str, list[Candidates]] = {}
@@ -98,14 +98,14 @@ def main() -> None:
         if role == "train":
             by_attribute.setdefault(c.attribute, []).append(c)
     heldout = [c for role, c in pool if role == "heldout"]
-    heldout_rewards = cache.rewards([c.as_pair_text() for c in heldout], attributes, args.reward)
+    heldout_rewards = cache.rewards([c.pair("first") for c in heldout], attributes, args.reward)
 
     users = args.users.split(",")
     method = args.method or DEFAULT_METHOD
     checkpoints = [int(c) for c in args.checkpoints.split(",")]
     results = []
     train = [c for role, c in pool if role == "train"]
-    train_rewards = cache.rewards([c.as_pair_text() for c in train], attributes, args.reward)
+    train_rewards = cache.rewards([c.pair("first") for c in train], attributes, args.reward)
 
     def as_chosen(rewards, candidates, user) -> Pairs:
         """The pairs this user decides, chosen side first."""

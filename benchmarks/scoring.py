@@ -19,7 +19,7 @@ import llama_cpp
 
 from drift_local.attributes import paper_attributes
 from drift_local.catalog.catalog import resolve_model
-from drift_local.engine.chat import ChatFormat
+from drift_local.engine.template import ChatFormat
 from drift_local.engine.context import Context, ContextSettings
 from drift_local.engine.model import load_model
 from drift_local.engine.scoring import ScoreRequest, Scorer

@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 
 from drift_local.attributes import paper_attributes
-from drift_local.profiles.store import PairIn, Store
+from drift_local.store.store import PairIn, Store
 
 ATTRIBUTES = 10  # enabled per profile; the top 7 steer
 QUESTIONS = [

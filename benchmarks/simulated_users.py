@@ -86,7 +86,7 @@ def write_candidates(
     from drift_local.config import Settings
     from drift_local.drift.sampling import Sampler, SamplerSettings
     from drift_local.drift.steering import Decoding
-    from drift_local.engine.chat import Message
+    from drift_local.engine.template import Message
     from drift_local.sessions.decoder import Answer, DriftDecoder
     from drift_local.sessions.rate import whole_sentences
     from drift_local.sessions.runtime import open_models
@@ -127,7 +127,7 @@ def write_user_pairs(candidates: list[dict], folder: Path) -> None:
 def score(candidates: list[dict]) -> None:
     from drift_local.attributes import paper_attributes
     from drift_local.config import Settings
-    from drift_local.profiles.store import Store
+    from drift_local.store.store import Store
     from drift_local.sessions.rewards import PairText, RewardCache
     from drift_local.sessions.runtime import open_slm
 

@@ -51,9 +51,9 @@ def main() -> None:
     from drift_local.config import Settings
     from drift_local.drift.sampling import Sampler, SamplerSettings
     from drift_local.drift.steering import Decoding
-    from drift_local.engine.chat import Message
+    from drift_local.engine.template import Message
     from drift_local.engine.context import ContextSettings
-    from drift_local.profiles.store import PairIn, Store
+    from drift_local.store.store import PairIn, Store
     from drift_local.sessions.decoder import BatchDecoder, Request
     from drift_local.sessions.fit import DEFAULT_METHOD, fit_profile, steering_from_fit
     from drift_local.sessions.rate import read_prompts

@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from drift_local.cli.chat_repl import refit_status
 from drift_local.config import Settings
 from drift_local.engine.context import ContextSettings
 from drift_local.engine.model import load_model
 from drift_local.errors import DriftError
-from drift_local.profiles.store import Store
+from drift_local.store.store import Pair, Store
 from drift_local.sessions.chat import ChatSession, history_from_log
+from drift_local.sessions.fit import fit_status, settings_steering
 from drift_local.sessions.decoder import Answer, DriftDecoder, Steering
 from drift_local.sessions.runtime import Models
 
@@ -56,6 +58,53 @@ def test_compare_then_prefer_teaches_the_profile(tiny_gguf):
         assert (pair.prompt, pair.chosen, pair.rejected) == ("hello", drift.text, plain.text)
         _, logged = store.last_conversation(chat.profile)
         assert history_from_log(logged)[-1].content == drift.text  # the preferred answer continues the chat
+        assert chat.close()
+
+
+def taught_session(tiny_gguf, store) -> ChatSession:
+    """A chat whose profile holds two pairs and three attributes (they score quickly), after a /compare."""
+    chat = session(tiny_gguf, store)
+    store.add_pairs(chat.profile, [Pair("hi", "Hello.", "HELLO!!!"), Pair("bye", "Bye.", "BYE!!!")])
+    for attribute in store.profile_attributes(chat.profile)[3:]:
+        store.set_attribute_enabled(chat.profile, attribute.name, False)
+    consume(chat.ask("hello", Answer()))
+    plain, drift = Answer(), Answer()
+    for steps in chat.compare(plain, drift):
+        consume(steps)
+    chat.remember_comparison(plain, drift)
+    return chat
+
+
+def test_prefer_stores_the_pair_at_once_and_refits_in_the_background(tiny_gguf):
+    with Store.open() as store:
+        chat = taught_session(tiny_gguf, store)
+        before = chat.steering
+        stored = chat.prefer(1)
+        assert stored.n_pairs == 3
+        assert refit_status(chat).strip().startswith(("refitting 'me'", "refit ready"))  # the line under the prompt
+        with Store.open() as other:  # committed: another connection sees it before any refit
+            assert stored.pair_id in [p.id for p in other.list_pairs(other.get_profile("me"))]
+        refit = chat.finished_refit(timeout=120)
+        assert refit is not None and refit.error is None, refit and refit.error
+        assert chat.steering is refit.steering is not before  # the next answer steers by the new fit
+        assert chat.refitting() is None and chat.finished_refit() is None and refit_status(chat) is None  # said once
+        assert store.latest_fit(chat.profile).n_pairs == 3
+        assert chat.close()
+
+
+def test_a_chat_ended_during_its_refit_keeps_the_pair_and_the_next_use_refits(tiny_gguf):
+    with Store.open() as store:
+        chat = taught_session(tiny_gguf, store)
+        chat.prefer(2)
+        assert chat.close()  # at once: the refit is stopped, or not even started
+    with Store.open() as store:
+        profile = store.get_profile("me")
+        assert store.count_pairs(profile) == 3
+        fit, stale = fit_status(store, profile, "bt", "sum")
+        assert stale or fit.n_pairs == 3
+        model = load_model(tiny_gguf)
+        steering, _ = settings_steering(store, profile, model, Settings(attributes=2))  # what the next chat does
+        assert steering is not None and store.latest_fit(profile).n_pairs == 3
 
 
 def test_interrupted_answer_is_kept_and_marked(tiny_gguf):

@@ -6,7 +6,7 @@ import io
 import json
 import sys
 
-from drift_local.profiles.store import PairIn, Store
+from drift_local.store.store import Pair, Store
 
 
 def chat(cli, monkeypatch, lines: list[str], *args: str):
@@ -44,14 +44,17 @@ def test_a_chat_session_with_system_set_save_and_resume(cli, monkeypatch, tiny_g
 def test_compare_prints_each_answer_once(cli, monkeypatch, tiny_gguf):
     with Store.open() as store:
         profile = store.create_profile("me")
-        store.add_pairs(profile, [PairIn("hi", "Hello.", "HELLO!!!"), PairIn("bye", "Bye.", "BYE!!!")])
+        store.add_pairs(profile, [Pair("hi", "Hello.", "HELLO!!!"), Pair("bye", "Bye.", "BYE!!!")])
         for attribute in store.profile_attributes(profile)[3:]:  # three attributes score quickly
             store.set_attribute_enabled(profile, attribute.name, False)
-    result = chat(cli, monkeypatch, ["hello", "/compare", "/bye"], "--llm", str(tiny_gguf), "--profile", "me", "--max-tokens", "5", "--seed", "3")
+    result = chat(cli, monkeypatch, ["hello", "/compare", "/prefer 2", "/bye"], "--llm", str(tiny_gguf), "--profile", "me", "--max-tokens", "5", "--seed", "3")
     assert result.code == 0, result.err
     assert result.out.count("1 plain>") == 1 and result.out.count("2 drift>") == 1
     plain = result.out.split("1 plain> ", 1)[1].split("\n", 1)[0]
     assert plain and result.out.count(plain) <= 2  # streamed once (the first answer may match it)
+    assert "stored pair #3 in 'me' (3 pairs now); refitting in the background" in result.out
+    with Store.open() as store:  # /bye right after /prefer: the pair is kept, whether or not the refit finished
+        assert store.count_pairs(store.get_profile("me")) == 3
 
 
 def test_unknown_resume_id_and_the_wrong_profile(cli, monkeypatch, tiny_gguf):

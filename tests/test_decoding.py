@@ -7,7 +7,7 @@ import pytest
 
 from drift_local.drift.sampling import Sampler, SamplerSettings
 from drift_local.drift.steering import Decoding
-from drift_local.engine.chat import Message
+from drift_local.engine.template import Message
 from drift_local.engine.context import ContextSettings
 from drift_local.engine.model import load_model
 from drift_local.sessions.decoder import Answer, BatchDecoder, DriftDecoder, Request, Steering

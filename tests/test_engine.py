@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from drift_local.engine.chat import ChatFormat, Message
+from drift_local.engine.template import ChatFormat, Message
 from drift_local.engine.context import Context, ContextSettings, PromptTooLong
 from drift_local.engine.model import load_model
 from drift_local.engine.plan import build_plan

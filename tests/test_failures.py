@@ -13,7 +13,7 @@ from drift_local.engine.context import ContextSettings
 from drift_local.engine.model import load_model
 from drift_local.engine.scoring import Scorer
 from drift_local.errors import DriftError
-from drift_local.profiles.store import PairIn, Store
+from drift_local.store.store import Pair, Store
 from drift_local.sessions.fit import fit_profile, profile_steering
 
 
@@ -80,7 +80,7 @@ def test_ctrl_c_just_after_an_import_commits_still_reports_it(cli, tmp_path, mon
 def test_a_fit_on_ties_only_says_so(tiny_gguf):
     with Store.open() as store:
         profile = store.create_profile("me")
-        store.add_pairs(profile, [PairIn("p", "a", "b", tie=True), PairIn("q", "c", "d", tie=True)])
+        store.add_pairs(profile, [Pair("p", "a", "b", tie=True), Pair("q", "c", "d", tie=True)])
         with pytest.raises(DriftError, match="holds only ties \\(2 pairs with no preferred answer\\)"):
             fit_profile(store, profile, load_model(tiny_gguf), ContextSettings(n_ctx=512))
         steering, notice = profile_steering(store, profile, load_model(tiny_gguf), ContextSettings(n_ctx=512), 7)
@@ -89,7 +89,7 @@ def test_a_fit_on_ties_only_says_so(tiny_gguf):
 
 def test_ctrl_c_in_fit_says_what_was_kept(cli, tiny_gguf, monkeypatch):
     with Store.open() as store:
-        store.add_pairs(store.create_profile("me"), [PairIn(f"question {i}", f"short {i}.", f"long answer {i}.") for i in range(2)])
+        store.add_pairs(store.create_profile("me"), [Pair(f"question {i}", f"short {i}.", f"long answer {i}.") for i in range(2)])
     original, calls = Scorer.score, []
 
     def interrupted_on_the_second_chunk(self, requests, progress=None):
@@ -112,8 +112,8 @@ def test_a_pair_too_long_to_score_is_left_out_never_blocking_the_profile(cli, ti
     with Store.open() as store:
         profile = store.create_profile("me")
         [long_id, *_] = store.add_pairs(profile, [
-            PairIn("the " * 600, "a short answer.", "a much longer answer you are."),
-            PairIn("a question", "a short answer.", "a much longer answer you are."),
+            Pair("the " * 600, "a short answer.", "a much longer answer you are."),
+            Pair("a question", "a short answer.", "a much longer answer you are."),
         ])
         outcome = fit_profile(store, profile, model, ContextSettings(n_ctx=512))
         assert outcome.record.n_pairs == outcome.fit.n_pairs == 1 and outcome.record.n_left_out == 1
@@ -130,7 +130,7 @@ def test_a_pair_too_long_to_score_is_left_out_never_blocking_the_profile(cli, ti
 def test_a_profile_whose_pairs_are_all_too_long_says_what_to_do(tiny_gguf):
     with Store.open() as store:
         profile = store.create_profile("me")
-        store.add_pairs(profile, [PairIn("the " * 600, "a.", "b.")])
+        store.add_pairs(profile, [Pair("the " * 600, "a.", "b.")])
         with pytest.raises(DriftError, match="1 of the 1 pairs .* left out") as caught:
             fit_profile(store, profile, load_model(tiny_gguf), ContextSettings(n_ctx=512))
         assert "--n-ctx" in caught.value.hint

@@ -16,14 +16,14 @@ from drift_local.config import store_path
 from drift_local.engine.context import ContextSettings
 from drift_local.engine.model import load_model
 from drift_local.errors import DriftError
-from drift_local.profiles.store import PairIn, Store
+from drift_local.store.store import Pair, Store
 from drift_local.sessions.fit import fit_profile, profile_steering
 
 SETTINGS = ContextSettings(n_ctx=512)
 
 
-def pairs(n: int) -> list[PairIn]:
-    return [PairIn(f"question {i} about the sea", f"a short answer {i}.", f"a much longer answer number {i} about the sea and you.") for i in range(n)]
+def pairs(n: int) -> list[Pair]:
+    return [Pair(f"question {i} about the sea", f"a short answer {i}.", f"a much longer answer number {i} about the sea and you.") for i in range(n)]
 
 
 def test_fit_scores_once_then_refits_from_cache(tiny_gguf):
@@ -88,7 +88,7 @@ def test_empty_and_degenerate_profiles(tiny_gguf):
             fit_profile(store, profile, model, SETTINGS)
         steering, notice = profile_steering(store, profile, model, SETTINGS, 7)
         assert steering is None and "plain decoding" in notice
-        store.add_pairs(profile, [PairIn("q", "same answer", "same answer")])  # W - L = 0
+        store.add_pairs(profile, [Pair("q", "same answer", "same answer")])  # W - L = 0
         with pytest.raises(DriftError, match="pairs"):
             fit_profile(store, profile, model, SETTINGS)
 

@@ -12,7 +12,7 @@ import random
 
 import pytest
 
-from drift_local.profiles.store import PairIn, Store
+from drift_local.store.store import Pair, Store
 
 CASES = int(os.environ.get("DRIFT_LOCAL_FUZZ_CASES", "32"))
 SEED = int(os.environ.get("DRIFT_LOCAL_FUZZ_SEED", "12"))
@@ -80,7 +80,7 @@ def cases() -> list[tuple[str, bytes, bool]]:
 @pytest.fixture
 def kept_store():
     with Store.open() as store:
-        store.add_pairs(store.create_profile("keep"), [PairIn("a prompt", "yes", "no")])
+        store.add_pairs(store.create_profile("keep"), [Pair("a prompt", "yes", "no")])
         return store.path
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from drift_local.errors import DriftError
-from drift_local.profiles import importers
-from drift_local.profiles.importers import read_pairs
-from drift_local.profiles.store import PairIn, Store
+from drift_local.store import importers
+from drift_local.store.importers import read_pairs
+from drift_local.store.store import Pair, Store
 
 EXAMPLES = Path(str(resources.files("drift_local.data").joinpath("example_pairs.jsonl")))
 
@@ -48,7 +48,7 @@ def test_pairs_jsonl_with_optional_fields(tmp_path):
         "",
         {"prompt": "p2", "chosen": "c2", "rejected": "r2", "tie": True, "source": "s", "extra": 1},
     ])
-    assert read_pairs(path).pairs == [PairIn("p1", "c1", "r1"), PairIn("p2", "c2", "r2", tie=True, source="s")]
+    assert read_pairs(path).pairs == [Pair("p1", "c1", "r1"), Pair("p2", "c2", "r2", tie=True, source="s")]
 
 
 def test_a_json_array_of_pairs(tmp_path):
@@ -57,17 +57,17 @@ def test_a_json_array_of_pairs(tmp_path):
     with pytest.raises(DriftError, match="item 2: missing 'chosen'"):
         read_pairs(path)
     result = read_pairs(path, skip_bad=True)
-    assert (result.pairs, result.skipped, result.unit) == ([PairIn("p", "c", "r")], [(2, "missing 'chosen'")], "item")
+    assert (result.pairs, result.skipped, result.unit) == ([Pair("p", "c", "r")], [(2, "missing 'chosen'")], "item")
 
 
 def test_a_profile_export_reads_back(tmp_path):
     with Store(tmp_path / "drift.db") as store:
         alice = store.create_profile("alice")
-        store.add_pairs(alice, [PairIn("p", "c", "r", tie=True, source="s")])
+        store.add_pairs(alice, [Pair("p", "c", "r", tie=True, source="s")])
         (tmp_path / "alice.json").write_text(json.dumps(store.export_profile("alice"), indent=2))
     result = read_pairs(tmp_path / "alice.json")
     assert result.format == "drift-local-export"
-    assert result.pairs == [PairIn("p", "c", "r", tie=True, source="s")]
+    assert result.pairs == [Pair("p", "c", "r", tie=True, source="s")]
 
 
 def test_prism_utterances_pair_the_chosen_response_with_each_lower_score(tmp_path):
@@ -116,8 +116,8 @@ def test_hh_transcripts_keep_the_last_human_turn_and_final_replies(tmp_path):
     result = read_pairs(path, skip_bad=True)
     assert result.format == "hh"
     assert result.pairs == [
-        PairIn("Tell me a joke.", "Why did the chicken...", "No.", source="hh-rlhf"),
-        PairIn("Can you help?", "Sure", "Nope", source="hh-rlhf"),
+        Pair("Tell me a joke.", "Why did the chicken...", "No.", source="hh-rlhf"),
+        Pair("Can you help?", "Sure", "Nope", source="hh-rlhf"),
     ]
 
 

@@ -8,7 +8,7 @@ from importlib import resources
 import pytest
 
 from drift_local.attributes import paper_attributes
-from drift_local.profiles.store import Store
+from drift_local.store.store import Store
 
 EXAMPLES = str(resources.files("drift_local.data").joinpath("example_pairs.jsonl"))
 NAMES = paper_attributes().names

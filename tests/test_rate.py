@@ -16,7 +16,7 @@ from drift_local.drift.steering import Decoding
 from drift_local.engine.context import ContextSettings
 from drift_local.engine.model import load_model
 from drift_local.errors import DriftError
-from drift_local.profiles.store import Store
+from drift_local.store.store import Store
 from drift_local.sessions.decoder import DriftDecoder
 from drift_local.sessions.rate import (
     Rater, bundled_prompts, moved, score_candidates, whole_sentences, write_candidates,

@@ -11,7 +11,7 @@ import sys
 import time
 
 from drift_local.config import Settings, save_settings
-from drift_local.profiles.store import Store
+from drift_local.store.store import Store
 from drift_local.sessions.rate import bundled_prompts
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Z0-9]|\x1b[=>]")

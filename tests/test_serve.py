@@ -25,7 +25,7 @@ import uvicorn
 from drift_local.attributes import paper_attributes
 from drift_local.config import Settings
 from drift_local.engine.model import load_model
-from drift_local.profiles.store import PairIn, Store
+from drift_local.store.store import Pair, Store
 from drift_local.server.app import bind, create_app
 from drift_local.sessions.fit import steering_from_fit
 from drift_local.sessions.runtime import Models
@@ -35,8 +35,8 @@ pytestmark = pytest.mark.embedded
 
 PLAIN = "smollm2-135m"
 PAIRS = [
-    PairIn("How do I boil an egg?", "Boil it for nine minutes.", "Well, my friend, boiling an egg is a wonderful little adventure! First you fill a pot."),
-    PairIn("What is rain?", "Water falling from clouds.", "Rain, oh rain! It is the sky's own song, drops of water that tumble down joyfully."),
+    Pair("How do I boil an egg?", "Boil it for nine minutes.", "Well, my friend, boiling an egg is a wonderful little adventure! First you fill a pot."),
+    Pair("What is rain?", "Water falling from clouds.", "Rain, oh rain! It is the sky's own song, drops of water that tumble down joyfully."),
 ]
 ATTRIBUTES = ("concise", "formal", "exclamatory")  # the same for both: their scores are cached once
 PROFILES = {"terse": False, "lively": True}  # name: pairs flipped
@@ -70,7 +70,7 @@ def make_profiles(store: Store) -> None:
         for attribute in paper_attributes().names:
             if attribute not in ATTRIBUTES:
                 store.set_attribute_enabled(profile, attribute, False)
-        store.add_pairs(profile, [PairIn(p.prompt, p.rejected, p.chosen) if flipped else p for p in PAIRS])
+        store.add_pairs(profile, [Pair(p.prompt, p.rejected, p.chosen) if flipped else p for p in PAIRS])
     store.create_profile("empty")  # no pairs: plain decoding
 
 
@@ -292,7 +292,7 @@ def test_without_the_web_extra_serve_says_what_to_install(cli, monkeypatch):
 def test_a_separate_llm_context_holds_one_sequence_per_answer(tiny_gguf, tiny_gguf_padded):
     from drift_local.drift.sampling import Sampler, SamplerSettings
     from drift_local.drift.steering import Decoding
-    from drift_local.engine.chat import Message
+    from drift_local.engine.template import Message
     from drift_local.engine.context import ContextSettings
     from drift_local.sessions.decoder import BatchDecoder, Request, Steering
 

@@ -16,8 +16,8 @@ import pytest
 
 from drift_local.attributes import paper_attributes
 from drift_local.errors import DriftError
-from drift_local.profiles import store as store_module
-from drift_local.profiles.store import PairIn, Store
+from drift_local.store import store as store_module
+from drift_local.store.store import Pair, Store
 
 
 @pytest.fixture
@@ -27,8 +27,8 @@ def store(tmp_path, monkeypatch):
         yield opened
 
 
-def some_pairs(n: int, tag: str = "p") -> list[PairIn]:
-    return [PairIn(f"{tag} prompt {i}", f"{tag} good {i}", f"{tag} bad {i}") for i in range(n)]
+def some_pairs(n: int, tag: str = "p") -> list[Pair]:
+    return [Pair(f"{tag} prompt {i}", f"{tag} good {i}", f"{tag} bad {i}") for i in range(n)]
 
 
 def raw_count(path: Path, table: str) -> int:
@@ -237,7 +237,7 @@ def test_the_last_enabled_attribute_cannot_be_disabled(store):
 
 def test_pairs_round_trip(store):
     alice = store.create_profile("alice")
-    ids = store.add_pairs(alice, [PairIn("p", "c", "r", source="test"), PairIn("p2", "c2", "r2", tie=True)])
+    ids = store.add_pairs(alice, [Pair("p", "c", "r", source="test"), Pair("p2", "c2", "r2", tie=True)])
     pairs = store.list_pairs(alice)
     assert [p.id for p in pairs] == ids
     assert (pairs[0].prompt, pairs[0].chosen, pairs[0].rejected, pairs[0].tie, pairs[0].source) == (
@@ -259,7 +259,7 @@ def test_a_pair_of_another_profile_cannot_be_deleted(store):
 
 def test_add_pairs_refuses_a_bad_pair_and_adds_none(store):
     alice = store.create_profile("alice")
-    batch = [*some_pairs(3), PairIn("p", None, "r")]
+    batch = [*some_pairs(3), Pair("p", None, "r")]
     with pytest.raises(DriftError, match="pair 4: 'chosen'"):
         store.add_pairs(alice, batch)
     assert store.count_pairs(alice) == 0
@@ -269,7 +269,7 @@ def test_add_pairs_is_all_or_nothing_when_the_database_rejects_a_row(store, monk
     monkeypatch.setattr(store_module, "_check_pair", lambda index, pair: None)
     alice = store.create_profile("alice")
     with pytest.raises(sqlite3.IntegrityError):
-        store.add_pairs(alice, [*some_pairs(3), PairIn("p", None, "r")])
+        store.add_pairs(alice, [*some_pairs(3), Pair("p", None, "r")])
     assert store.count_pairs(alice) == 0
 
 
@@ -289,7 +289,7 @@ def test_a_transaction_that_raises_leaves_nothing(store):
 WRITER = textwrap.dedent(
     """
     import sys
-    from drift_local.profiles.store import PairIn, Store
+    from drift_local.store.store import Pair, Store
     import os, time
     path, tag, rounds, size = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     print("ready", flush=True)
@@ -298,7 +298,7 @@ WRITER = textwrap.dedent(
     with Store(path) as store:
         profile = store.get_profile("shared")
         for i in range(rounds):
-            batch = [PairIn(f"{tag} {i} {j}", "good", "bad") for j in range(size)]
+            batch = [Pair(f"{tag} {i} {j}", "good", "bad") for j in range(size)]
             store.add_pairs(profile, batch)
             print(store.count_pairs(profile), flush=True)
     """

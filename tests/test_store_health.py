@@ -20,14 +20,14 @@ from pathlib import Path
 import pytest
 
 from drift_local.errors import DriftError
-from drift_local.profiles import health
-from drift_local.profiles.store import PairIn, Store
+from drift_local.store import health
+from drift_local.store.store import Pair, Store
 
 PAGE = 4096
 
 
-def some_pairs(n: int, tag: str = "p") -> list[PairIn]:
-    return [PairIn(f"{tag} prompt {i} " * 10, f"{tag} good {i} " * 30, f"{tag} bad {i} " * 30) for i in range(n)]
+def some_pairs(n: int, tag: str = "p") -> list[Pair]:
+    return [Pair(f"{tag} prompt {i} " * 10, f"{tag} good {i} " * 30, f"{tag} bad {i} " * 30) for i in range(n)]
 
 
 def filled_store(path: Path, n: int = 300) -> None:
@@ -172,7 +172,7 @@ def _read_as_nobody(home: Path) -> None:
 RACER = textwrap.dedent(
     """
     import sys, time
-    from drift_local.profiles.store import Store
+    from drift_local.store.store import Store
     path, start = sys.argv[1], float(sys.argv[2])
     while time.time() < start:
         pass

@@ -14,7 +14,7 @@ import pytest
 
 from gguf_factory import write_tiny_gguf
 
-from drift_local.engine.chat import ChatFormat, Message
+from drift_local.engine.template import ChatFormat, Message
 from drift_local.engine.model import load_model
 from drift_local.errors import DriftError
 
@@ -34,7 +34,7 @@ HOSTILE = {
 CHILD = textwrap.dedent(
     """
     import json, resource, sys, time
-    from drift_local.engine.chat import ChatFormat
+    from drift_local.engine.template import ChatFormat
     from drift_local.engine.model import load_model
     from drift_local.errors import DriftError
     results = {}

@@ -61,6 +61,7 @@ def _register() -> None:
     # so --help and shell completion stay instant.
     from drift_local.cli import models_cmd  # noqa: F401
     from drift_local.cli import profile_cmd  # noqa: F401
+    from drift_local.cli import profile_pairs_cmd  # noqa: F401
     from drift_local.cli import config_cmd  # noqa: F401
     from drift_local.cli import fit_cmd  # noqa: F401
     from drift_local.cli import generate_cmd  # noqa: F401
@@ -99,7 +100,7 @@ def main() -> None:
         sys.exit(getattr(exc, "exit_code", 2))
     except sqlite3.Error as exc:
         from drift_local.config import store_path
-        from drift_local.profiles.store import store_error
+        from drift_local.store.store import store_error
 
         error = store_error(store_path(), exc, writing=False)  # writes convert their own errors
         _fail(error.message, error.hint)

@@ -26,7 +26,7 @@ def chat(
     Ctrl-D or /bye quits. Every turn is logged: `drift-local logs` finds it again.
     """
     from drift_local.cli.chat_repl import run_chat
-    from drift_local.cli.common import note
+    from drift_local.cli.common import exit_without_waiting, note
     from drift_local.cli.progress import token_progress
     from drift_local.errors import DriftError
     from drift_local.sessions.chat import open_chat
@@ -44,4 +44,6 @@ def chat(
     try:
         run_chat(session, models)
     finally:
-        session.close()
+        stopped = session.close()
+    if not stopped:  # a background refit is inside one llama.cpp call; what it did not commit is redone next time
+        exit_without_waiting()

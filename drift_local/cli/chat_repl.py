@@ -26,7 +26,7 @@ HELP = """[bold]/help[/]              this list
 [bold]/attrs[/]             the active attributes and their weights
 [bold]/plain[/]             toggle Drift off and on, to compare by feel
 [bold]/compare[/]           plain and Drift answers to your last message
-[bold]/prefer 1|2[/]        after /compare: store your choice as a preference pair (teaches the profile)
+[bold]/prefer 1|2[/]        after /compare: store your choice as a preference pair (teaches the profile; refits while you chat)
 [bold]/save FILE[/]         write this conversation (Markdown, or JSON for .json)
 [bold]/clear[/]             start a new conversation
 [bold]/bye[/]               quit (Ctrl-D too); Ctrl-C stops the current answer"""
@@ -40,8 +40,9 @@ def history_path() -> Path:
     return data_dir() / "chat_history"
 
 
-def line_reader(input=None, output=None) -> Callable[[], str]:
-    """A function that reads one line (raises EOFError at the end, KeyboardInterrupt on Ctrl-C)."""
+def line_reader(input=None, output=None, status: Callable[[], str | None] = lambda: None) -> Callable[[], str]:
+    """A function that reads one line (raises EOFError at the end, KeyboardInterrupt on Ctrl-C).
+    In a terminal, `status()` (when not None) shows below the line, updated as it changes."""
     if input is None and not sys.stdin.isatty():
         return lambda: _plain_line()
     from prompt_toolkit import PromptSession
@@ -51,7 +52,13 @@ def line_reader(input=None, output=None) -> Callable[[], str]:
     path = history_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     session = PromptSession(history=FileHistory(str(path)), input=input, output=output)
-    return lambda: session.prompt(HTML("<ansigreen><b>you&gt;</b></ansigreen> "))
+
+    def read() -> str:
+        shown = status() is not None  # no empty bar when there is nothing to say
+        toolbar = (lambda: status() or "") if shown else None
+        return session.prompt(HTML("<ansigreen><b>you&gt;</b></ansigreen> "), bottom_toolbar=toolbar, refresh_interval=0.5 if shown else 0)
+
+    return read
 
 
 def _plain_line() -> str:
@@ -63,8 +70,9 @@ def _plain_line() -> str:
 
 def run_chat(session: ChatSession, models, read_line: Callable[[], str] | None = None) -> None:
     _banner(session, models)
-    read_line = read_line or line_reader()
+    read_line = read_line or line_reader(status=lambda: refit_status(session))
     while True:
+        _refit_news(session)
         try:
             line = read_line().strip()
         except EOFError:
@@ -86,6 +94,7 @@ def run_chat(session: ChatSession, models, read_line: Callable[[], str] | None =
             continue
         if dropped:
             note(f"the conversation neared the context size; dropped the {dropped} oldest exchange(s)")
+        _refit_news(session)  # a refit that finished while the line was typed steers this answer
         answer = Answer()
         _stream("[bold cyan]ai>[/] ", session.ask(line, answer), answer)
 
@@ -196,15 +205,42 @@ def _compare(session: ChatSession) -> None:
 
 
 def _prefer(session: ChatSession, arg: str) -> None:
-    from drift_local.cli.progress import token_progress
+    from drift_local.cli.fit_report import pairs
+    from drift_local.cli.interrupts import held_interrupts
 
     if arg not in ("1", "2"):
         raise DriftError("/prefer takes 1 (plain) or 2 (Drift)")
-    session.prefer(int(arg))
-    console.print("stored; refitting the profile")
-    with token_progress("scoring the new pair") as progress:
-        session.refit(progress)
-    _show_attributes(session)
+    with held_interrupts():  # a Ctrl-C must not split storing the pair from saying so
+        stored = session.prefer(int(arg))
+        console.print(
+            f"stored pair #{stored.pair_id} in '{escape(session.profile.name)}' ({pairs(stored.n_pairs)} now); "
+            "refitting in the background: chat on, the next answer after it is ready uses the new weights",
+            highlight=False,
+        )
+
+
+def refit_status(session: ChatSession) -> str | None:
+    """One line on the refit under way, for below the input line; None when there is none."""
+    refit = session.refitting()
+    if refit is None:
+        return " refit ready: your next message is answered with the new weights " if session.refit_ready() else None
+    if refit.total and refit.done < refit.total:
+        return f" refitting '{session.profile.name}': scoring the new pair, {100 * refit.done // refit.total}% "
+    return f" refitting '{session.profile.name}' "
+
+
+def _refit_news(session: ChatSession) -> None:
+    """Say that a background refit finished, and what the chat steers by from now on."""
+    refit = session.finished_refit()
+    if refit is None:
+        return
+    if refit.error is not None:
+        error_line(f"the refit failed ({refit.error}); the chat keeps its weights, and the profile is refitted when next used")
+        return
+    weights = ", ".join(f"{n} {w:+.2f}" for n, w in zip(refit.steering.names, refit.steering.weights)) if refit.steering else "none"
+    console.print(f"[dim]refit ready; from the next answer the chat is steered by: {escape(weights)}[/]", highlight=False)
+    if refit.notice:
+        note(refit.notice)
 
 
 def _save(session: ChatSession, arg: str) -> None:

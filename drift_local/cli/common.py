@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -27,3 +28,11 @@ def note(text: str) -> None:
 def error_line(text: str) -> None:
     """A one-line error inside an interactive session that goes on."""
     err_console.print(f"[red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
+
+
+def exit_without_waiting() -> None:
+    """Exit now, leaving a background thread that is inside one llama.cpp call (its work is a
+    cache, redone when needed): waiting for it, or tearing the model down under it, would not do."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

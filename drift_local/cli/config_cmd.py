@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from typing import Annotated, Any
 
 import typer
@@ -10,12 +10,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from drift_local import config
-from drift_local.catalog.catalog import resolve_model
 from drift_local.cli.app import app
 from drift_local.cli.common import console, note, print_json
-from drift_local.errors import DriftError
-
-_MODEL_KEYS = ("llm", "slm")
+from drift_local.sessions.settings import set_setting, unset_setting
 
 config_app = typer.Typer(no_args_is_help=True, rich_markup_mode="rich")
 app.add_typer(
@@ -48,17 +45,6 @@ def show_cmd(as_json: Annotated[bool, typer.Option("--json", help="Print JSON in
     console.print(table)
 
 
-def _warn_if_unusable(key: str, value: str) -> bool:
-    """A model default may be set before it is downloaded; say so rather than fail later."""
-    try:
-        resolve_model(value)
-        return True
-    except DriftError as exc:
-        hint = f" ({exc.hint})" if exc.hint else ""
-        note(f"{key} saved, but {exc.message}{hint}")
-        return False
-
-
 # A value may start with '-' (config set beta -1 must reach the range check, not be read as an option).
 _VALUE_MAY_LOOK_LIKE_AN_OPTION = {"ignore_unknown_options": True, "allow_interspersed_args": False}
 
@@ -72,23 +58,16 @@ def set_cmd(
 
     Values are checked against each setting's range (see `config show`); an LLM and sLM
     that do not share a tokenizer are refused."""
-    settings = config.parse_setting(config.load_settings(), key, value)
-    if key in _MODEL_KEYS and _warn_if_unusable(key, value):
-        from drift_local.sessions.runtime import check_pair
-
-        check_pair(settings)
-    path = config.save_settings(settings)
+    settings, path, notice = set_setting(key, value)
+    if notice:
+        note(notice)
     console.print(f"{key} = {escape(repr(getattr(settings, key)))}  [dim]({escape(str(path))})[/]", highlight=False, soft_wrap=True)
 
 
 @config_app.command("unset")
 def unset_cmd(key: Annotated[str, typer.Argument(help=f"One of: {', '.join(config.Settings.keys())}.")]) -> None:
     """Put one setting back to its default."""
-    if key not in config.Settings.keys():
-        raise DriftError(f"unknown setting '{key}'", hint=f"one of: {', '.join(config.Settings.keys())}")
-    settings = config.load_settings()
-    default = getattr(config.Settings(), key)
-    path = config.save_settings(settings.updated(**{key: default}) if default is not None else replace(settings, **{key: None}))
+    default, path = unset_setting(key)
     console.print(f"{key} = {escape(repr(default))} (the default)  [dim]({escape(str(path))})[/]", highlight=False, soft_wrap=True)
 
 

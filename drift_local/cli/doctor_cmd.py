@@ -6,10 +6,9 @@ from typing import Annotated
 
 import typer
 
-from drift_local import config
 from drift_local.cli.app import app
 from drift_local.cli.common import console, err_console, print_json
-from drift_local.profiles import health
+from drift_local.sessions.settings import check_store
 
 
 @app.command()
@@ -26,11 +25,10 @@ def doctor(
     its quick check; the newest 5 are kept in `backups/` beside the store. Exits 1 when the store is damaged.
     Stop other drift-local sessions before --restore.
     """
-    path = config.store_path()
-    if restore:
-        source, aside = health.restore_latest(path)
+    restored, report = check_store(restore)
+    if restored:
+        source, aside = restored
         console.print(f"restored {source.name}; the store that was in place is now {aside}", soft_wrap=True, highlight=False)
-    report = health.diagnose(path)
     if json_out:
         print_json(report)
     else:

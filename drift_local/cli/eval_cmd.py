@@ -13,11 +13,12 @@ from drift_local.cli import options
 from drift_local.cli.app import app
 from drift_local.cli.common import console, print_json
 from drift_local.cli.progress import token_progress
-from drift_local.cli.settings_flags import settings_with
+from drift_local.cli.settings_flags import DecodingFlags, scoring_flags
 from drift_local.errors import DriftError
 
 
 @app.command("eval")
+@scoring_flags
 def evaluate_command(
     data: Annotated[Path, typer.Option("--data", help="Pairs: JSONL {prompt, chosen, rejected}, PRISM utterances.jsonl, or HH transcripts.")],
     user: Annotated[Optional[str], typer.Option("--user", help="Only this user's pairs (PRISM files).")] = None,
@@ -26,11 +27,8 @@ def evaluate_command(
     split: Annotated[str, typer.Option("--split", help="prompt: train and test pairs never share a prompt (new prompts, as in real use); random: pairs drawn at random, the paper's way.")] = "prompt",
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Also draw accuracy against shots (the paper's Figure 3) to this PNG.")] = None,
     skip_bad: Annotated[bool, typer.Option("--skip-bad", help="Skip malformed lines instead of stopping.")] = False,
-    slm: options.Slm = None,
-    max_response_tokens: options.MaxResponseTokens = None,
-    n_ctx: options.NCtx = None,
-    threads: options.Threads = None,
     json_out: options.Json = False,
+    flags: DecodingFlags = None,
 ) -> None:
     """Train on k pairs, test on held-out ones, for each k and seed; print mean ± std accuracy per method.
 
@@ -51,10 +49,9 @@ def evaluate_command(
         raise DriftError(f"--shots takes numbers separated by commas, not {shots!r}") from None
     if plot:
         _pyplot()  # before minutes of scoring, not after
-    settings = settings_with(max_response_tokens=max_response_tokens, n_ctx=n_ctx, threads=threads)
     with token_progress("scoring the pairs") as progress:
         result = evaluate_file(
-            settings, data, user=user, skip_bad=skip_bad, slm=slm, shots=shot_list, seeds=seeds, split=split, progress=progress
+            flags.settings(), data, user=user, skip_bad=skip_bad, slm=flags.slm, shots=shot_list, seeds=seeds, split=split, progress=progress
         )
     if json_out:
         print_json({

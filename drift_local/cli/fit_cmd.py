@@ -12,20 +12,17 @@ from drift_local.cli.app import app
 from drift_local.cli.common import console, err_console, print_json
 from drift_local.cli.fit_report import pairs
 from drift_local.cli.progress import token_progress
-from drift_local.cli.settings_flags import settings_with
+from drift_local.cli.settings_flags import DecodingFlags, scoring_flags
 
 
 @app.command()
+@scoring_flags
 def fit(
     profile: Annotated[str, typer.Option("--profile", "-p", help="The profile to fit.")],
     method: options.Method = None,
     reward: options.Reward = None,
-    slm: options.Slm = None,
-    max_response_tokens: options.MaxResponseTokens = None,
-    n_ctx: options.NCtx = None,
-    threads: options.Threads = None,
-    n_gpu_layers: options.NGpuLayers = None,
     json_out: options.Json = False,
+    flags: DecodingFlags = None,
 ) -> None:
     """Score the profile's pairs with the small model (only what is not cached) and fit its attribute weights.
 
@@ -36,12 +33,10 @@ def fit(
     """
     from drift_local.sessions.fit import fit_named, scoring_estimate
 
-    settings = settings_with(
-        method=method, reward=reward, max_response_tokens=max_response_tokens, n_ctx=n_ctx, threads=threads, n_gpu_layers=n_gpu_layers
-    )
-    estimate, model_name = scoring_estimate(settings, slm)
+    settings = flags.settings(method=method, reward=reward)
+    estimate, model_name = scoring_estimate(settings, flags.slm)
     with token_progress(f"scoring with {escape(model_name)}", estimate) as progress:
-        outcome = fit_named(settings, profile, slm, progress)
+        outcome = fit_named(settings, profile, flags.slm, progress)
     record = outcome.record
     if outcome.notice:
         err_console.print(f"[yellow]note:[/] {outcome.notice}", soft_wrap=True)

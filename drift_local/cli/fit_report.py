@@ -9,7 +9,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from drift_local.cli.common import console
-from drift_local.profiles.store import FitRecord, Profile
+from drift_local.store.store import FitRecord, Profile
 
 BAR_WIDTH = 16  # characters on each side of the centre line
 
@@ -66,7 +66,7 @@ def print_fit_report(report: dict) -> None:
         return
     console.print(
         f"fit #{fit['id']} of {when(fit['created'])} on {pairs(fit['n_pairs'])}"
-        + (" (fits leave ties out)" if fit["n_pairs"] < report["n_pairs"] else "")
+        + (" (fits leave ties out)" if fit["n_pairs"] < report["n_pairs"] and not fit["stale"] else "")
         + f": method {fit['method']}, "
         f"reward {fit['reward']}, model {escape(fit['model_id'])}",
         soft_wrap=True,

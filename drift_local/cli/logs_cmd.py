@@ -32,11 +32,9 @@ def list_logs(
     Resume one with: drift-local chat --resume ID."""
     if ctx.invoked_subcommand is not None:
         return
-    from drift_local.profiles.store import Store
+    from drift_local.sessions.logs import find_conversations
 
-    with Store.open() as store:
-        target = store.get_profile(profile) if profile else None
-        found = store.list_conversations(target, query, n)
+    found = find_conversations(profile, query, n)
     if json_out:
         print_json([asdict(c) for c in found])
         return
@@ -61,11 +59,9 @@ def show(
     json_out: options.Json = False,
 ) -> None:
     """Print one conversation, message by message."""
-    from drift_local.profiles.store import Store
+    from drift_local.sessions.logs import read_conversation
 
-    with Store.open() as store:
-        summary = store.conversation(conversation)
-        messages = store.conversation_messages(conversation)
+    summary, messages = read_conversation(conversation)
     if json_out:
         print_json({**asdict(summary), "messages": [asdict(m) for m in messages]})
         return

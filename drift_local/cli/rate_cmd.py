@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -12,7 +11,8 @@ from rich.markup import escape
 
 from drift_local.cli import options
 from drift_local.cli.app import app
-from drift_local.cli.common import err_console
+from drift_local.cli.common import err_console, exit_without_waiting
+from drift_local.cli.fit_report import pairs
 from drift_local.cli.progress import token_progress
 from drift_local.cli.settings_flags import settings_with
 from drift_local.errors import DriftError
@@ -62,12 +62,6 @@ def rate(
         held = session.pairs_held()
     finally:
         stopped = session.close()
-    err_console.print(f"profile '{escape(profile)}' holds {_pairs(held)}; see: drift-local profile show {escape(profile)}", highlight=False)
+    err_console.print(f"profile '{escape(profile)}' holds {pairs(held)}; see: drift-local profile show {escape(profile)}", highlight=False)
     if not stopped:  # the worker is inside one llama.cpp call; its work is only a cache
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(0)
-
-
-def _pairs(n: int) -> str:
-    return f"{n} pair{'' if n == 1 else 's'}"
+        exit_without_waiting()

@@ -36,15 +36,14 @@ def serve(
     from drift_local.catalog.catalog import resolve_model
     from drift_local.cli.progress import token_progress
     from drift_local.config import store_path
-    from drift_local.profiles.store import Store
+    from drift_local.sessions.profiles import profile_names
     from drift_local.sessions.runtime import open_models
     from drift_local.sessions.serve import PROFILE_PREFIX, ServeSession, check_exposure, is_loopback
 
     warning = check_exposure(host, api_key, insecure_no_auth)
     settings = flags.settings()
     llm, slm = flags.llm, flags.slm
-    with Store.open() as store:  # named profiles must exist before anything loads
-        served = [store.get_profile(name).name for name in profile] if profile else [p.name for p in store.list_profiles()]
+    served = profile_names(profile)  # named profiles must exist before anything loads
     llm_name = resolve_model(llm or settings.llm).name
     sock = bind(host, port)  # before the models load: a busy port fails at once
     try:

@@ -1,8 +1,9 @@
 """Command-line overrides of the settings: flags win over the config file, and both are
 checked by `Settings` itself, so a flag and `config set` refuse the same values the same way.
 
-`decoding_flags` is the option block that `chat` and `generate` share: the models, steering,
-sampling and engine flags, declared once and handed to the command as one `DecodingFlags`.
+An option block is declared once and handed to each command that takes it as one
+`DecodingFlags`: `decoding_flags` (chat, generate, serve: the models, steering, sampling and
+engine flags) and `scoring_flags` (fit, eval: the sLM and how it scores).
 """
 
 from __future__ import annotations
@@ -24,19 +25,20 @@ def settings_with(**overrides) -> Settings:
 
 @dataclass
 class DecodingFlags:
-    """What the shared flags of chat and generate ask for."""
+    """What a command's shared flags ask for."""
 
     llm: str | None = None
     slm: str | None = None
     greedy: bool = False
     overrides: dict = field(default_factory=dict)  # Settings keys -> values given
 
-    def settings(self) -> Settings:
-        return settings_with(**self.overrides)
+    def settings(self, **more) -> Settings:
+        """The settings with these flags and `more` (the command's own; None: not given)."""
+        return settings_with(**self.overrides, **more)
 
 
 # name -> (annotation, default); every name but llm, slm and greedy is a Settings key.
-_SHARED = {
+_FLAGS = {
     "llm": (options.Llm, None),
     "slm": (options.Slm, None),
     "beta": (options.Beta, None),
@@ -52,29 +54,42 @@ _SHARED = {
     "n_ctx": (options.NCtx, None),
     "threads": (options.Threads, None),
     "n_gpu_layers": (options.NGpuLayers, None),
+    "max_response_tokens": (options.MaxResponseTokens, None),
 }
 
 
-def decoding_flags(command: Callable) -> Callable:
-    """Add the shared flags to `command`, which receives them as `flags: DecodingFlags`."""
-    signature = inspect.signature(command)
-    hints = typing.get_type_hints(command, include_extras=True)  # the command module's names, resolved
-    own = [p.replace(annotation=hints[name]) for name, p in signature.parameters.items() if name != "flags"]
-    shared = [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
-        for name, (annotation, default) in _SHARED.items()
-    ]
+def _flag_block(*names: str) -> Callable[[Callable], Callable]:
+    """A decorator that adds these flags to a command, which receives them as `flags: DecodingFlags`."""
+    block = {name: _FLAGS[name] for name in names}
 
-    @functools.wraps(command)
-    def wrapper(**kwargs):
-        given = {name: kwargs.pop(name) for name in _SHARED}
-        flags = DecodingFlags(
-            llm=given.pop("llm"), slm=given.pop("slm"), greedy=given.pop("greedy"),
-            overrides={k: v for k, v in given.items() if v is not None},
-        )
-        return command(**kwargs, flags=flags)
+    def add_flags(command: Callable) -> Callable:
+        signature = inspect.signature(command)
+        hints = typing.get_type_hints(command, include_extras=True)  # the command module's names, resolved
+        own = [p.replace(annotation=hints[name]) for name, p in signature.parameters.items() if name != "flags"]
+        shared = [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+            for name, (annotation, default) in block.items()
+        ]
 
-    wrapper.__signature__ = signature.replace(parameters=[*own, *shared])
-    del wrapper.__wrapped__  # typer must read the new signature, not the command's own
-    wrapper.__annotations__ = {p.name: p.annotation for p in (*own, *shared)}
-    return wrapper
+        @functools.wraps(command)
+        def wrapper(**kwargs):
+            given = {name: kwargs.pop(name) for name in block}
+            flags = DecodingFlags(
+                llm=given.pop("llm", None), slm=given.pop("slm", None), greedy=given.pop("greedy", False),
+                overrides={k: v for k, v in given.items() if v is not None},
+            )
+            return command(**kwargs, flags=flags)
+
+        wrapper.__signature__ = signature.replace(parameters=[*own, *shared])
+        del wrapper.__wrapped__  # typer must read the new signature, not the command's own
+        wrapper.__annotations__ = {p.name: p.annotation for p in (*own, *shared)}
+        return wrapper
+
+    return add_flags
+
+
+decoding_flags = _flag_block(
+    "llm", "slm", "beta", "attributes", "seed", "greedy", "temperature", "top_p", "top_k", "min_p", "repeat_penalty",
+    "max_tokens", "n_ctx", "threads", "n_gpu_layers",
+)
+scoring_flags = _flag_block("slm", "max_response_tokens", "n_ctx", "threads", "n_gpu_layers")

@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from drift_local.engine.chat import ChatFormat
+from drift_local.engine.template import ChatFormat
 from drift_local.engine.context import Context
 from drift_local.engine.plan import Node
 

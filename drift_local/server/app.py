@@ -24,7 +24,7 @@ from sse_starlette import EventSourceResponse
 from starlette.exceptions import HTTPException
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from drift_local.engine.chat import Message
+from drift_local.engine.template import Message
 from drift_local.errors import DriftError
 from drift_local.sessions.serve import PROFILE_PREFIX, ChatParams, ChatStream, NotFound, PreferenceParams, RequestError, ServeSession
 

@@ -1,20 +1,27 @@
 """A multi-turn chat with Drift: history, plain/Drift comparison, and teaching the profile.
 
 Every turn is logged in the store, so `--continue` resumes a conversation, and a `/prefer`
-after `/compare` becomes a preference pair of the profile: the chat itself teaches it.
+after `/compare` becomes a preference pair of the profile: the chat itself teaches it. The
+pair is stored at once; scoring it and refitting run in the background while the chat goes
+on, and the next answer after the refit is ready uses the new weights. A refit the chat's
+end cuts short is done the next time the profile is used (its fit is stale).
 """
 
 from __future__ import annotations
 
+from collections import deque
+from concurrent import futures
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Iterator
 
 from drift_local.config import Settings, parse_setting
 from drift_local.drift.sampling import Sampler
 from drift_local.drift.steering import Decoding
-from drift_local.engine.chat import Message
+from drift_local.engine.template import Message
 from drift_local.errors import DriftError
-from drift_local.profiles.store import PairIn, Profile, Store
+from drift_local.store.store import Pair, Profile, Store
+from drift_local.sessions.background import Worker
 from drift_local.sessions.decoder import Answer, DriftDecoder, Step, Steering
 from drift_local.sessions.fit import ProgressStarter, settings_steering
 from drift_local.sessions.runtime import Models, open_models
@@ -70,6 +77,26 @@ class Comparison:
 
 
 @dataclass
+class Preferred:
+    """A /prefer stored: the pair's id and how many pairs the profile holds now."""
+
+    pair_id: int
+    n_pairs: int
+
+
+@dataclass
+class Refit:
+    """A background refit: how far its scoring is, and what came of it."""
+
+    future: Future
+    total: int = 0  # tokens to score (0 until scoring starts, or when all were cached)
+    done: int = 0
+    steering: Steering | None = None
+    notice: str | None = None  # what the user should know about the fit (pairs left out)
+    error: BaseException | None = None
+
+
+@dataclass
 class ChatState:
     settings: Settings
     greedy: bool = False
@@ -98,6 +125,8 @@ class ChatSession:
         self.conversation_id = conversation_id
         self.state = ChatState(settings=settings, greedy=greedy, history=list(history or []))
         self.sampler = Sampler(settings.sampler(greedy))
+        self._refits: deque[Refit] = deque()  # queued in order; the oldest may be running
+        self._worker: Worker | None = None  # started by the first /prefer
 
     @property
     def settings(self) -> Settings:
@@ -155,8 +184,9 @@ class ChatSession:
     def remember_comparison(self, plain: Answer, drift: Answer) -> None:
         self.state.last_comparison = Comparison(self.state.history[-2].content, plain.text, drift.text)
 
-    def prefer(self, choice: int) -> Comparison:
-        """Store the last comparison as a preference pair; the chosen answer continues the chat."""
+    def prefer(self, choice: int) -> Preferred:
+        """Store the last comparison as a preference pair, durably, and refit in the background;
+        the chosen answer continues the chat."""
         comparison = self.state.last_comparison
         if comparison is None:
             raise DriftError("/prefer follows a /compare", "use /compare first")
@@ -165,26 +195,69 @@ class ChatSession:
         if choice not in (1, 2):
             raise DriftError("choose 1 (plain) or 2 (Drift)")
         chosen, rejected = (comparison.plain, comparison.drift) if choice == 1 else (comparison.drift, comparison.plain)
-        self.store.add_pairs(self.profile, [PairIn(comparison.prompt, chosen, rejected, source="chat /prefer")])
+        with self.store.transaction():  # the pair and the log's choice together, or neither
+            [pair_id] = self.store.add_pairs(self.profile, [Pair(comparison.prompt, chosen, rejected, source="chat /prefer")])
+            self._log("assistant", chosen, {"preferred": choice, REPLACES_PREVIOUS: True})
         self.state.history[-1] = Message("assistant", chosen)
-        self._log("assistant", chosen, {"preferred": choice, REPLACES_PREVIOUS: True})
         self.state.last_comparison = None
-        return comparison
+        self._refit_soon()
+        return Preferred(pair_id, self.store.count_pairs(self.profile))
 
     def clear(self) -> None:
         self.state.history.clear()
         self.state.last_comparison = None
         self.conversation_id = self.store.start_conversation(self.profile, {"cleared_from": self.conversation_id})
 
-    def set_steering(self, steering: Steering | None) -> None:
-        self.steering = steering
+    # --- background refits ---------------------------------------------------------------
+    def refitting(self) -> Refit | None:
+        """The refit under way or waiting, if any (its `done` and `total` show progress)."""
+        return next((refit for refit in self._refits if not refit.future.done()), None)
 
-    def refit(self, progress: ProgressStarter | None = None) -> None:
-        """Refit the profile after /prefer added a pair (scores only the new pair) and steer by it."""
-        self.steering, _ = settings_steering(self.store, self.profile, self.decoder.models.slm, self.settings, progress)
+    def refit_ready(self) -> bool:
+        """Whether every queued refit finished, and finished_refit() has news."""
+        return bool(self._refits) and self.refitting() is None
 
-    def close(self) -> None:
+    def finished_refit(self, timeout: float | None = 0) -> Refit | None:
+        """The latest refit that finished since the last call, its steering now the chat's (from
+        the next answer); None while none has. `timeout`: seconds to wait for the queued ones (None: no limit)."""
+        if timeout != 0 and self._refits:
+            futures.wait([self._refits[-1].future], timeout)
+        finished = None
+        while self._refits and self._refits[0].future.done():
+            finished = self._refits.popleft()
+            try:
+                finished.steering, finished.notice = finished.future.result()
+                self.steering = finished.steering
+            except Exception as exc:  # the old weights stay; the fit stays stale and is redone next time
+                finished.error = exc
+        return finished
+
+    def _refit_soon(self) -> None:
+        """Score the new pair and refit on the worker, with this moment's settings."""
+        if self._worker is None:
+            self._worker = Worker("chat-refit", Store.open, lambda store: store.close())
+        settings, slm, name = self.settings, self.decoder.models.slm, self.profile.name
+        refit = Refit(Future())
+
+        def progress(total: int):
+            refit.total = total
+
+            def advance(n: int) -> None:
+                self._worker.check()  # the chat is ending: stop after this scoring wave
+                refit.done += n
+
+            return advance
+
+        refit.future = self._worker.submit(lambda store: settings_steering(store, store.get_profile(name), slm, settings, progress))
+        self._refits.append(refit)
+
+    def close(self, timeout: float = 2.0) -> bool:
+        """End the chat: stop a refit under way (what it scored is kept), close the store.
+        False when the refit had to be abandoned inside a llama.cpp call (the process should
+        then exit without waiting for it)."""
+        stopped = self._worker.close(timeout) if self._worker is not None else True
         self.store.close()
+        return stopped
 
     # --- context management --------------------------------------------------------------
     def fit_history(self, reserve: int) -> int:

@@ -17,7 +17,7 @@ import numpy as np
 
 from drift_local.drift.sampling import Sampler, entropy_bits, log_softmax
 from drift_local.drift.steering import Decoding, drift_logits
-from drift_local.engine.chat import ChatFormat, Message
+from drift_local.engine.template import ChatFormat, Message
 from drift_local.engine.context import Context, ContextSettings, PromptTooLong
 from drift_local.errors import DriftError
 from drift_local.sessions.runtime import Models

@@ -9,9 +9,9 @@ from typing import Iterator
 
 from drift_local.config import Settings, data_dir
 from drift_local.drift.sampling import Sampler
-from drift_local.engine.chat import Message
-from drift_local.profiles.importers import read_pairs
-from drift_local.profiles.store import PairIn, Profile, Store
+from drift_local.engine.template import Message
+from drift_local.store.importers import read_pairs
+from drift_local.store.store import Pair, Profile, Store
 from drift_local.sessions.decoder import DriftDecoder, Steering
 from drift_local.sessions.fit import FitOutcome, ProgressStarter, fit_profile, steering_from_fit
 from drift_local.sessions.runtime import Models
@@ -19,7 +19,7 @@ from drift_local.sessions.runtime import Models
 DEMO_PROFILE = "demo"
 
 
-def demo_pairs() -> list[PairIn]:
+def demo_pairs() -> list[Pair]:
     with resources.as_file(resources.files("drift_local.data").joinpath("demo_pairs.jsonl")) as path:
         return read_pairs(path).pairs
 
@@ -27,7 +27,7 @@ def demo_pairs() -> list[PairIn]:
 @dataclass
 class DemoFit:
     profile: Profile
-    pairs: list[PairIn]
+    pairs: list[Pair]
     outcome: FitOutcome
     steering: Steering
 

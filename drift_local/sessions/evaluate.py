@@ -100,8 +100,8 @@ def evaluate_file(
 ) -> Evaluation:
     """Read a file of pairs, check the shot counts can be met, score (cached), evaluate."""
     from drift_local.attributes import paper_attributes
-    from drift_local.profiles.importers import read_pairs
-    from drift_local.profiles.store import Store
+    from drift_local.store.importers import read_pairs
+    from drift_local.store.store import Store
     from drift_local.sessions.rewards import PairText, RewardCache
     from drift_local.sessions.runtime import open_slm
 

@@ -12,7 +12,7 @@ from drift_local.drift.approx import DEFAULT_METHOD, Fit, Pairs, fit_pairs, sign
 from drift_local.engine.context import ContextSettings
 from drift_local.engine.model import Model
 from drift_local.errors import DriftError, Interrupted
-from drift_local.profiles.store import FitRecord, Profile, Store
+from drift_local.store.store import FitRecord, Profile, Store
 from drift_local.sessions.decoder import Steering
 from drift_local.sessions.rewards import PairText, RewardCache
 

@@ -7,8 +7,8 @@ from typing import Iterator
 
 from drift_local.config import Settings
 from drift_local.drift.sampling import Sampler
-from drift_local.engine.chat import Message
-from drift_local.profiles.store import Store
+from drift_local.engine.template import Message
+from drift_local.store.store import Store
 from drift_local.sessions.decoder import Answer, DriftDecoder, Step
 from drift_local.sessions.fit import ProgressStarter, settings_steering
 from drift_local.sessions.runtime import open_models

@@ -1,6 +1,7 @@
-"""Profile workflows that write the store: import a file (a `profile export` whole, with its
-attribute choices and fits), add or remove one pair. Profiles are created on first use, as
-`rate` and `import` always did."""
+"""Profile workflows, one per `profile` command: list and show profiles, import a file (a
+`profile export` whole, with its attribute choices and fits), export one, add, list or
+remove pairs, change attributes. Profiles are created on first use, as `rate` and `import`
+always did."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from drift_local.errors import DriftError
-from drift_local.profiles.importers import EXPORT_FORMAT, ImportResult, read_pairs
-from drift_local.profiles.store import PairIn, Profile, Store
+from drift_local.store.health import replace_durably
+from drift_local.store.importers import EXPORT_FORMAT, ImportResult, read_pairs
+from drift_local.store.store import FitRecord, Pair, Profile, ProfileAttribute, ProfileSummary, Store
 
 
 def existing_or_new(store: Store, name: str, create: bool = True) -> Profile:
@@ -47,7 +49,7 @@ def import_file(name: str, path: Path, *, user: str | None = None, skip_bad: boo
     return outcome
 
 
-def add_pair(name: str, pair: PairIn) -> tuple[int, int]:
+def add_pair(name: str, pair: Pair) -> tuple[int, int]:
     """Store one pair (creating the profile); returns its id and the profile's pair count."""
     with Store.open() as store, store.transaction():
         profile = existing_or_new(store, name)
@@ -63,6 +65,66 @@ def remove_pair(name: str, pair_id: int) -> int:
         return store.count_pairs(profile)
 
 
+def list_profiles() -> list[ProfileSummary]:
+    with Store.open() as store:
+        return store.list_profiles()
+
+
+def profile_names(names: list[str] | None = None) -> list[str]:
+    """The named profiles, each checked to exist; with no names, every profile."""
+    with Store.open() as store:
+        return [store.get_profile(name).name for name in names] if names else [p.name for p in store.list_profiles()]
+
+
+@dataclass
+class ProfileFit:
+    """What `profile show` reports: a profile, its pairs and its latest fit (with any sLM)."""
+
+    profile: Profile
+    n_pairs: int
+    fit: FitRecord | None
+    stale: bool  # pairs, attributes, method or reward changed since the fit
+    top_k: int  # how many attributes decoding uses (the 'attributes' setting)
+
+
+def profile_fit(name: str) -> ProfileFit:
+    """The profile's latest fit, stale or not by the method and reward of the user's settings."""
+    from drift_local.config import load_settings
+    from drift_local.sessions.fit import fit_status
+
+    settings = load_settings()
+    with Store.open() as store:
+        profile = store.get_profile(name)
+        fit, stale = fit_status(store, profile, settings.method, settings.reward)
+        return ProfileFit(profile, store.count_pairs(profile), fit, fit is not None and stale, settings.attributes)
+
+
+def count_pairs(name: str) -> int:
+    with Store.open() as store:
+        return store.count_pairs(store.get_profile(name))
+
+
+def list_pairs(name: str) -> list[Pair]:
+    with Store.open() as store:
+        return store.list_pairs(store.get_profile(name))
+
+
+def export_profile(name: str, path: Path | None = None) -> dict:
+    """The profile as JSON-able data; with `path`, also written there, all of it or nothing
+    (a crash mid-write leaves any older file intact)."""
+    with Store.open() as store:
+        data = store.export_profile(name)
+    if path is not None:
+        partial = path.with_name(path.name + ".partial")
+        try:
+            partial.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            replace_durably(partial, path)  # fsynced before and after the rename: a power cut keeps one whole file
+        except OSError as exc:
+            partial.unlink(missing_ok=True)
+            raise DriftError(f"cannot write {path}: {exc.strerror or exc}") from None
+    return data
+
+
 def create_profile(name: str) -> Profile:
     with Store.open() as store:
         return store.create_profile(name)
@@ -73,7 +135,7 @@ def delete_profile(name: str) -> None:
         store.delete_profile(name)
 
 
-def change_attributes(name: str, *, add=(), enable=(), disable=(), remove=()) -> list:
+def change_attributes(name: str, *, add=(), enable=(), disable=(), remove=()) -> list[ProfileAttribute]:
     """Apply all the changes in one transaction, or none; returns the profile's attributes."""
     with Store.open() as store:
         profile = store.get_profile(name)

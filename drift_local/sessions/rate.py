@@ -10,7 +10,6 @@ reads; a choice is stored at once and p is refit from cached rewards.
 
 from __future__ import annotations
 
-import queue
 import random
 import re
 import threading
@@ -24,12 +23,13 @@ from drift_local.attributes import AttributeSet
 from drift_local.drift.approx import DEFAULT_METHOD, Fit, bootstrap_weights, fit_pairs
 from drift_local.drift.sampling import Sampler, SamplerSettings
 from drift_local.drift.steering import Decoding
-from drift_local.engine.chat import Message
+from drift_local.engine.template import Message
 from drift_local.errors import DriftError
-from drift_local.profiles.store import PairIn, Profile, Store
+from drift_local.store.store import Pair, Profile, Store
+from drift_local.sessions.background import Cancelled, Worker
 from drift_local.sessions.decoder import Answer, DriftDecoder, Steering
 from drift_local.sessions.fit import profile_pairs, save_fit
-from drift_local.sessions.rewards import PairText, RewardCache
+from drift_local.sessions.rewards import RewardCache
 
 STRATEGIES = ("active", "random")
 CHOICES = {"1": "first", "2": "second", "t": "tie", "s": "skip"}
@@ -59,14 +59,11 @@ class Candidates:
     attribute: str  # the first answer is steered toward it, the second away from it
     texts: tuple[str, str]
 
-    def pair(self, choice: str) -> PairIn:
+    def pair(self, choice: str) -> Pair:
         first, second = self.texts
         if choice == "second":
             first, second = second, first
-        return PairIn(self.prompt, first, second, tie=choice == "tie", source=f"rate:{self.attribute}")
-
-    def as_pair_text(self) -> PairText:
-        return PairText(self.prompt, self.texts[0], self.texts[1])
+        return Pair(self.prompt, first, second, tie=choice == "tie", source=f"rate:{self.attribute}")
 
 
 @dataclass
@@ -150,10 +147,6 @@ class Rater:
         return self.cache.rewards(pairs, self.attributes, self.reward) if pairs else None
 
 
-class Cancelled(Exception):
-    """Background work stopped because the session ended."""
-
-
 def write_candidates(
     decoder: DriftDecoder, attributes: AttributeSet, prompt: str, attribute: str, *, decoding: Decoding, max_tokens: int, seed: int,
     stop: threading.Event | None = None, partial: list[str] | None = None,
@@ -198,78 +191,45 @@ def score_candidates(cache: RewardCache, attributes: AttributeSet, candidates: C
         if stop is not None and stop.is_set():
             raise Cancelled
 
-    cache.fill_missing([candidates.as_pair_text()], attributes, lambda _total: check)
+    cache.fill_missing([candidates.pair("first")], attributes, lambda _total: check)
 
 
 class RateWorker:
-    """Writes and scores candidates on one background thread, while the person reads.
-
-    llama.cpp contexts and SQLite connections stay on the thread that made them, so the
-    worker opens its own store, score cache and decoder there. The thread is a daemon and
-    checks a stop flag between tokens and scoring waves, so quitting never waits for it;
-    what it has not committed is only a cache, recomputed on demand.
-    """
+    """Writes and scores candidates on one background thread (its own store, score cache and
+    decoder), while the person reads."""
 
     def __init__(self, models, attributes: AttributeSet, context_settings, *, cap: int, decoding: Decoding, max_tokens: int):
         self.attributes = attributes
         self.decoding = decoding
         self.max_tokens = max_tokens
-        self._stop = threading.Event()
-        self._jobs: queue.Queue = queue.Queue()
-        self._thread = threading.Thread(target=self._run, args=(models, context_settings, cap), name="rate", daemon=True)
-        self._thread.start()
 
-    def _run(self, models, context_settings, cap: int) -> None:
-        store = None
-        try:
+        def open_resources():
             store = Store.open()
-            cache = RewardCache(store, models.slm, context_settings, cap)
-            decoder = DriftDecoder(models, 1, context_settings)
-        except BaseException as exc:  # every job reports why the worker could not start
-            failure = exc
-            if store is not None:
+            try:
+                return RewardCache(store, models.slm, context_settings, cap), DriftDecoder(models, 1, context_settings)
+            except BaseException:
                 store.close()
-            while (job := self._jobs.get()) is not None:
-                job[1].set_exception(failure)
-            return
-        try:
-            while (job := self._jobs.get()) is not None:
-                work, future = job
-                if self._stop.is_set() or not future.set_running_or_notify_cancel():
-                    future.cancel()
-                    continue
-                try:
-                    future.set_result(work(decoder, cache))
-                except BaseException as exc:
-                    future.set_exception(exc)
-        finally:
-            store.close()
+                raise
 
-    def _submit(self, work) -> Future:
-        future: Future = Future()
-        self._jobs.put((work, future))
-        return future
+        self._worker = Worker("rate", open_resources, lambda resources: resources[0].store.close())
 
     def write(self, prompt: str, attribute: str, seed: int) -> Future:
         """A future Candidates; its `prompt` and `partial` texts can be shown while it is written."""
         partial = ["", ""]
-        future = self._submit(lambda decoder, cache: write_candidates(
-            decoder, self.attributes, prompt, attribute, decoding=self.decoding, max_tokens=self.max_tokens, seed=seed,
-            stop=self._stop, partial=partial,
+        future = self._worker.submit(lambda resources: write_candidates(
+            resources[1], self.attributes, prompt, attribute, decoding=self.decoding, max_tokens=self.max_tokens, seed=seed,
+            stop=self._worker.stopping, partial=partial,
         ))
         future.prompt, future.partial = prompt, partial
         return future
 
     def score(self, candidates: Candidates) -> Future:
-        return self._submit(lambda decoder, cache: score_candidates(cache, self.attributes, candidates, self._stop))
+        return self._worker.submit(lambda resources: score_candidates(resources[0], self.attributes, candidates, self._worker.stopping))
 
     def close(self, timeout: float = 1.0) -> bool:
         """Stop the work in progress and end the thread; False if it is still inside one
         llama.cpp call after `timeout` seconds (the process may exit without it)."""
-        self._stop.set()
-        self._jobs.put(None)
-        self._thread.join(timeout)
-        return not self._thread.is_alive()
+        return self._worker.close(timeout)
 
 
 def moved(before: Fit | None, after: Fit | None, names: list[str], top: int = 5) -> list[tuple[str, float, float]]:

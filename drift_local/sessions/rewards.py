@@ -7,18 +7,17 @@ what is new, and refits are instant.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
 
 from drift_local.attributes import AttributeSet
 from drift_local.drift.approx import Pairs, reward_matrix
-from drift_local.engine.chat import ChatFormat
+from drift_local.engine.template import ChatFormat
 from drift_local.engine.context import Context, ContextSettings
 from drift_local.engine.model import Model
 from drift_local.engine.scoring import ScoreRequest, Scorer
-from drift_local.profiles.store import Store
+from drift_local.store.store import Pair, Store
 
 # Waves of 16 sequences in 4096 KV cells: full batches, short attention spans (measured with
 # benchmarks/scoring.py: larger waves cost more per token, smaller ones limit response length).
@@ -26,12 +25,7 @@ SCORING_SEQUENCES = 16
 SCORING_CELLS = 4096
 
 
-@dataclass(frozen=True)
-class PairText:
-    prompt: str
-    chosen: str
-    rejected: str
-    id: int | None = field(default=None, compare=False)  # the stored pair's, for messages
+PairText = Pair  # its former name here; sessions/fit.py, sessions/evaluate.py and two benchmarks still use it
 
 
 class RewardCache:
@@ -63,7 +57,7 @@ class RewardCache:
             self._scorer = Scorer(context, ChatFormat(self.slm), self.cap)
         return self._scorer
 
-    def missing(self, pairs: Sequence[PairText], attributes: AttributeSet) -> list[ScoreRequest]:
+    def missing(self, pairs: Sequence[Pair], attributes: AttributeSet) -> list[ScoreRequest]:
         """What is not cached yet, as score requests (both responses of a pair share one)."""
         keys = _keys(pairs, attributes)
         cached = self.store.get_logprobs(self.slm.fingerprint, self.cap, keys)
@@ -96,7 +90,7 @@ class RewardCache:
             self.store.put_logprobs(self.slm.fingerprint, self.cap, rows)
             self.stored += len(rows)
 
-    def scored_pairs(self, pairs: Sequence[PairText], attributes: AttributeSet) -> list[PairText]:
+    def scored_pairs(self, pairs: Sequence[Pair], attributes: AttributeSet) -> list[Pair]:
         """The pairs whose every score is cached: after fill_missing, those that fit the context."""
         cached = self.store.get_logprobs(self.slm.fingerprint, self.cap, _keys(pairs, attributes))
         systems = [attributes.base, *attributes.prompts]
@@ -104,7 +98,7 @@ class RewardCache:
 
     def fill_missing(
         self,
-        pairs: Sequence[PairText],
+        pairs: Sequence[Pair],
         attributes: AttributeSet,
         progress: Callable[[int], Callable[[int], None]] | None = None,
     ) -> int:
@@ -119,7 +113,7 @@ class RewardCache:
         self.fill(todo, progress(total) if progress else None)
         return total
 
-    def rewards(self, pairs: Sequence[PairText], attributes: AttributeSet, mode: str) -> Pairs:
+    def rewards(self, pairs: Sequence[Pair], attributes: AttributeSet, mode: str) -> Pairs:
         """Reward matrices from the cache; every key must be cached (call fill first).
 
         Pairs answering the same prompt get the same group (cross-validation keeps them together).
@@ -133,7 +127,7 @@ class RewardCache:
         if not pairs:
             return Pairs.of(np.zeros((0, len(attributes.prompts))), np.zeros((0, len(attributes.prompts))))
 
-        def side(pick: Callable[[PairText], str]) -> tuple[np.ndarray, np.ndarray]:
+        def side(pick: Callable[[Pair], str]) -> tuple[np.ndarray, np.ndarray]:
             logp = np.array([[cached[(s, p.prompt, pick(p))][0] for s in systems] for p in pairs])
             tokens = np.array([cached[(attributes.base, p.prompt, pick(p))][1] for p in pairs])
             return reward_matrix(logp[:, 1:], logp[:, 0], tokens, mode), tokens
@@ -145,7 +139,7 @@ class RewardCache:
         return Pairs.of(win, lose, win_tokens, lose_tokens, groups)
 
 
-def _keys(pairs: Sequence[PairText], attributes: AttributeSet) -> list[tuple[str, str, str]]:
+def _keys(pairs: Sequence[Pair], attributes: AttributeSet) -> list[tuple[str, str, str]]:
     systems = [attributes.base, *attributes.prompts]
     return [(s, p.prompt, r) for p in pairs for s in systems for r in (p.chosen, p.rejected)]
 

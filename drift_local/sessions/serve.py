@@ -32,10 +32,10 @@ from pathlib import Path
 
 from drift_local.config import Settings
 from drift_local.drift.sampling import Sampler
-from drift_local.engine.chat import Message
+from drift_local.engine.template import Message
 from drift_local.engine.context import PromptTooLong
 from drift_local.errors import DriftError
-from drift_local.profiles.store import PairIn, Profile, Store
+from drift_local.store.store import PairIn, Profile, Store
 from drift_local.sessions.decoder import Answer, BatchDecoder, Request, Steering
 from drift_local.sessions.fit import ProgressStarter, is_stale, profile_steering, steering_from_fit
 from drift_local.sessions.runtime import Models

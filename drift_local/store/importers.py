@@ -16,11 +16,12 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
 from drift_local.errors import DriftError
-from drift_local.profiles.store import PairIn, is_unicode
+from drift_local.store.store import Pair, is_unicode
 
 MAX_LINE_BYTES = 1_000_000
 MAX_DOCUMENT_BYTES = 256_000_000  # a whole-file JSON array or export is read into memory
@@ -31,7 +32,7 @@ EXPORT_FORMAT = "drift-local-export"
 
 Numbered = list[tuple[int, dict]]  # (line or item number, JSON object)
 Problems = list[tuple[int, str]]  # (line or item number, what is wrong)
-Reader = Callable[[Numbered, str | None], tuple[list[PairIn], Problems]]
+Reader = Callable[[Numbered, str | None], tuple[list[Pair], Problems]]
 
 
 @dataclass
@@ -40,7 +41,7 @@ class ImportResult:
 
     Numbers are 1-based line numbers, or item numbers in a JSON array (`unit` says which)."""
 
-    pairs: list[PairIn]
+    pairs: list[Pair]
     skipped: list[tuple[int, str]]
     format: str
     unit: str = "line"
@@ -225,11 +226,11 @@ def _user_of(obj: dict) -> str | None:
     return None if user is None else str(user)
 
 
-def _each_pair(read: Callable[[dict], PairIn]) -> Reader:
+def _each_pair(read: Callable[[dict], Pair]) -> Reader:
     """A format reader that turns each object into one pair."""
 
-    def read_all(objects: Numbered, user: str | None) -> tuple[list[PairIn], Problems]:
-        pairs: list[PairIn] = []
+    def read_all(objects: Numbered, user: str | None) -> tuple[list[Pair], Problems]:
+        pairs: list[Pair] = []
         bad: Problems = []
         for number, obj in objects:
             if user is not None and _user_of(obj) != user:
@@ -243,7 +244,7 @@ def _each_pair(read: Callable[[dict], PairIn]) -> Reader:
     return read_all
 
 
-def _pair_from_object(obj: dict) -> PairIn:
+def _pair_from_object(obj: dict) -> Pair:
     tie = obj.get("tie", False)
     if not isinstance(tie, bool):
         raise _Malformed(f"'tie' must be true or false, not {_describe(tie)}")
@@ -251,10 +252,18 @@ def _pair_from_object(obj: dict) -> PairIn:
     if not isinstance(source, str) or not is_unicode(source):
         raise _Malformed(f"'source' must be a string of valid Unicode text, not {_describe(source)}")
     prompt, chosen, rejected = (_text(obj, key) for key in ("prompt", "chosen", "rejected"))
-    return PairIn(prompt, chosen, rejected, tie=tie, source=source)
+    return Pair(prompt, chosen, rejected, tie=tie, source=source, created=_time_or_none(obj.get("created")))
 
 
-def _hh_pair(obj: dict) -> PairIn:
+def _time_or_none(value) -> str | None:
+    """When an exported pair was made (ISO 8601, as the store writes it); anything else is not kept."""
+    try:
+        return datetime.fromisoformat(value).isoformat(timespec="seconds") if isinstance(value, str) and len(value) <= 40 else None
+    except ValueError:
+        return None
+
+
+def _hh_pair(obj: dict) -> Pair:
     context, chosen = _split_final_reply(_text(obj, "chosen"), "chosen")
     rejected_context, rejected = _split_final_reply(_text(obj, "rejected"), "rejected")
     if context != rejected_context:
@@ -263,7 +272,7 @@ def _hh_pair(obj: dict) -> PairIn:
     prompt = context[human + len(HUMAN) :].strip() if human >= 0 else ""
     if not prompt:
         raise _Malformed("no Human turn before the final Assistant turn")
-    return PairIn(prompt, chosen, rejected, source="hh-rlhf")
+    return Pair(prompt, chosen, rejected, source="hh-rlhf")
 
 
 def _split_final_reply(transcript: str, key: str) -> tuple[str, str]:
@@ -283,7 +292,7 @@ class _Rated(NamedTuple):
     chosen: bool
 
 
-def _prism_pairs(objects: Numbered, user: str | None) -> tuple[list[PairIn], Problems]:
+def _prism_pairs(objects: Numbered, user: str | None) -> tuple[list[Pair], Problems]:
     interactions: dict[str, list[_Rated]] = {}
     bad: Problems = []
     for number, obj in objects:
@@ -293,7 +302,7 @@ def _prism_pairs(objects: Numbered, user: str | None) -> tuple[list[PairIn], Pro
             interactions.setdefault(_interaction_id(obj), []).append(_rated(number, obj))
         except _Malformed as exc:
             bad.append((number, str(exc)))
-    pairs: list[PairIn] = []
+    pairs: list[Pair] = []
     for interaction_id, responses in interactions.items():
         chosen = [r for r in responses if r.chosen]
         bad += [(r.number, f"a second chosen response in interaction {interaction_id}") for r in chosen[1:]]
@@ -302,9 +311,9 @@ def _prism_pairs(objects: Numbered, user: str | None) -> tuple[list[PairIn], Pro
     return pairs, bad
 
 
-def _pairs_against(winner: _Rated, responses: list[_Rated], source: str) -> list[PairIn]:
+def _pairs_against(winner: _Rated, responses: list[_Rated], source: str) -> list[Pair]:
     return [
-        PairIn(winner.prompt, winner.response, loser.response, source=source)
+        Pair(winner.prompt, winner.response, loser.response, source=source)
         for loser in responses
         if loser.score < winner.score
     ]

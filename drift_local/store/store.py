@@ -12,7 +12,7 @@ recomputed, and writes come at human pace or in large batches, so the fsync cost
 
 Damage: before a connection first writes, it runs `PRAGMA quick_check` (about 3 ms per MB of
 database) and refuses to write into a damaged file. After a commit, when the newest backup
-is over 15 minutes old, the store is checked again and backed up (profiles/health.py).
+is over 15 minutes old, the store is checked again and backed up (store/health.py).
 Reads need no check: a read that meets a damaged page fails with one line that says what to
 do. A store in a read-only folder opens read-only: everything can be read, nothing written.
 """
@@ -25,7 +25,7 @@ import re
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from typing import Any
 from drift_local import config
 from drift_local.attributes import Attribute, AttributeSet, paper_attributes
 from drift_local.errors import DriftError
-from drift_local.profiles import health
+from drift_local.store import health
 
 BUSY_TIMEOUT_S = 10.0
 LOOKUP_BATCH = 500  # keys per SELECT ... IN (...); well under SQLite's variable limit
@@ -73,28 +73,22 @@ class ProfileAttribute:
     custom: bool
 
 
-@dataclass
-class PairIn:
-    """A preference pair to be stored: `chosen` was preferred over `rejected` for `prompt`."""
-
-    prompt: str
-    chosen: str
-    rejected: str
-    tie: bool = False
-    source: str = ""
-
-
 @dataclass(frozen=True)
 class Pair:
-    """A stored preference pair."""
+    """A preference pair: `chosen` was preferred over `rejected` for `prompt` (or, with `tie`,
+    neither). `id` and `created` are the store's: None until it is stored. Two pairs are
+    equal when their texts, tie and source are."""
 
-    id: int
     prompt: str
     chosen: str
     rejected: str
-    tie: bool
-    source: str
-    created: str
+    id: int | None = field(default=None, compare=False)
+    tie: bool = False
+    source: str = ""
+    created: str | None = field(default=None, compare=False)
+
+
+PairIn = Pair  # its former name as input; sessions/serve.py and two benchmarks still use it
 
 
 @dataclass(frozen=True)
@@ -288,13 +282,15 @@ def damaged(path: Path, problem: str, writing: bool = True) -> DriftError:
     )
 
 
-def _check_pair(index: int, pair: PairIn) -> None:
-    for field in ("prompt", "chosen", "rejected"):
-        _check_text(f"pair {index}: '{field}'", getattr(pair, field))
+def _check_pair(index: int, pair: Pair) -> None:
+    for name in ("prompt", "chosen", "rejected"):
+        _check_text(f"pair {index}: '{name}'", getattr(pair, name))
     if not isinstance(pair.tie, bool):
         raise DriftError(f"pair {index}: 'tie' must be true or false, got {pair.tie!r:.40}")
     if not isinstance(pair.source, str) or not is_unicode(pair.source):
         raise DriftError(f"pair {index}: 'source' must be text, got {pair.source!r:.40}")
+    if pair.created is not None and not isinstance(pair.created, str):
+        raise DriftError(f"pair {index}: 'created' must be an ISO 8601 time, got {pair.created!r:.40}")
 
 
 class Store:
@@ -610,7 +606,7 @@ class Store:
 
     # -- pairs ------------------------------------------------------------------------------
 
-    def add_pairs(self, profile: Profile, pairs: list[PairIn]) -> list[int]:
+    def add_pairs(self, profile: Profile, pairs: Sequence[Pair]) -> list[int]:
         """Store all of `pairs` in one transaction, or none of them."""
         for index, pair in enumerate(pairs, start=1):
             _check_pair(index, pair)
@@ -620,7 +616,7 @@ class Store:
                 self._conn.execute(
                     """INSERT INTO pairs (profile_id, prompt, chosen, rejected, tie, source, created)
                        VALUES (?, ?, ?, ?, ?, ?, ?)""",
-                    (profile.id, p.prompt, p.chosen, p.rejected, int(p.tie), p.source, created),
+                    (profile.id, p.prompt, p.chosen, p.rejected, int(p.tie), p.source, p.created or created),
                 ).lastrowid
                 for p in pairs
             ]
