@@ -139,3 +139,4 @@ def test_a_next_turn_decodes_only_what_the_last_answer_left_undone(tiny_gguf):
     warm, fresh = next_turn(batch), next_turn(BatchDecoder(models(tiny_gguf), SETTINGS, n_seq=8, n_cells=2048))
     assert warm[0] == fresh[0]
     assert warm[1] <= fresh[1] - sum(len(tokens) - 1 for tokens in prompts.values())
+
