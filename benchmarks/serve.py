@@ -28,12 +28,17 @@ from drift_local.attributes import paper_attributes
 from drift_local.store.store import PairIn, Store
 
 ATTRIBUTES = 10  # enabled per profile; the top 7 steer
+# A question is asked once in a run (up to --requests 2): the server keeps finished answers' tokens, and a repeat
+# would find its whole prompt decoded. (Each profile's system prompts do stay cached, as in use.)
 QUESTIONS = [
-    "Tell me about the sea.",
-    "How should I plan a weekend trip?",
-    "Explain how a bicycle works.",
-    "What makes a good breakfast?",
+    "Tell me about the sea.", "How should I plan a weekend trip?", "Explain how a bicycle works.",
+    "What makes a good breakfast?", "How do I start running?", "Why is the sky blue?",
+    "What should I read next?", "How do plants grow?", "Explain how a fridge keeps food cold.",
+    "What is a good way to learn a language?", "How do I keep a small garden?", "What makes a story exciting?",
+    "How do trains stay on the rails?", "What should I cook tonight?", "How does a camera work?",
+    "How can I sleep better?", "What is the moon made of?", "How do I write a thank-you note?",
 ]
+WARM_UP = "Say hello."
 
 
 def make_profiles(path: Path) -> list[str]:
@@ -63,14 +68,14 @@ def start_server(home: Path, llm: str | None, threads: int, parallel: int | None
     raise SystemExit("the server did not start")
 
 
-def client(url: str, profile: str, requests: int, tokens: int, seed: int) -> int:
+def client(url: str, profile: str, questions: list[str], tokens: int, seed: int) -> int:
     """One client: its questions in a row; returns the completion tokens it got."""
     total = 0
     with httpx.Client(timeout=600) as http:
-        for i in range(requests):
+        for i, question in enumerate(questions):
             body = {
                 "model": f"drift:{profile}",
-                "messages": [{"role": "user", "content": QUESTIONS[(seed + i) % len(QUESTIONS)]}],
+                "messages": [{"role": "user", "content": question}],
                 "max_tokens": tokens,
                 "seed": seed * 100 + i,
             }
@@ -80,10 +85,12 @@ def client(url: str, profile: str, requests: int, tokens: int, seed: int) -> int
     return total
 
 
-def measure(url: str, profiles: list[str], clients: int, requests: int, tokens: int) -> tuple[float, int, float]:
+def measure(url: str, profiles: list[str], questions: list[str], clients: int, tokens: int) -> tuple[float, int, float]:
+    """Each client asks its share of `questions` (as many each), all clients at once."""
+    share = len(questions) // clients
     started = time.perf_counter()
     with ThreadPoolExecutor(clients) as pool:
-        counts = list(pool.map(lambda i: client(url, profiles[i], requests, tokens, i), range(clients)))
+        counts = list(pool.map(lambda i: client(url, profiles[i], questions[i * share : (i + 1) * share], tokens, i), range(clients)))
     elapsed = time.perf_counter() - started
     return sum(counts) / elapsed, sum(counts), elapsed
 
@@ -103,10 +110,12 @@ def main() -> None:
         server, url = start_server(home, args.llm, args.threads, args.parallel)
         print(f"server up in {time.perf_counter() - started:.1f} s (model load and fitting 4 profiles); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
         try:
-            measure(url, profiles, 1, 1, 8)  # warm-up
+            measure(url, profiles, [WARM_UP] * len(profiles), len(profiles), 8)  # every profile's system prompts decoded once
             rows = []
+            unasked = iter(QUESTIONS * (1 + 7 * args.requests // len(QUESTIONS)))  # 1 + 2 + 4 clients
             for clients in (1, 2, 4):
-                rate, count, elapsed = measure(url, profiles, clients, args.requests, args.tokens)
+                questions = [next(unasked) for _ in range(clients * args.requests)]
+                rate, count, elapsed = measure(url, profiles, questions, clients, args.tokens)
                 rows.append(rate)
                 print(f"{clients} client{'s' if clients > 1 else ' '}: {rate:6.1f} tokens/s  ({count} tokens in {elapsed:.1f} s)  {rate / rows[0]:.2f}× one client  load {os.getloadavg()[0]:.1f}")
         finally:

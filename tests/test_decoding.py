@@ -118,4 +118,25 @@ def test_a_cancelled_answer_frees_its_sequences_at_once(tiny_gguf):
     batch.step()
     batch.cancel(first)
     assert first.answer.stop == "interrupted" and batch.admit(second)
-    assert all(not batch.slm_ctx.held[seq] for seq in range(4) if seq not in [s for _, s in batch.active[0].seqs.values()])
+    assert batch._free[id(batch.slm_ctx)] == set(range(4)) - {seq for _, seq in batch.active[0].seqs.values()}
+
+
+def test_a_next_turn_decodes_only_what_the_last_answer_left_undone(tiny_gguf):
+    """A finished answer's tokens stay on its free sequences; the conversation's next turn takes
+    them, decodes only its new tokens, and writes what a fresh batch writes."""
+    steer = steering([0.5, -0.3])
+    batch = BatchDecoder(models(tiny_gguf), SETTINGS, n_seq=8, n_cells=2048)
+    first = _request(steer)
+    batch.run_all([first])
+    turn = CONVERSATION + [Message("assistant", first.answer.text), Message("user", "And the sky?")]
+    prompts = batch.roles.prompts(CONVERSATION, steer)
+
+    def next_turn(batch: BatchDecoder) -> tuple[list[int], int]:
+        before = batch.slm_ctx.decoded_tokens
+        [answer] = batch.run_all([Request(turn, steer, Decoding(0.5), Sampler(SamplerSettings(greedy=True)), 12)])
+        return answer.tokens, batch.slm_ctx.decoded_tokens - before
+
+    warm, fresh = next_turn(batch), next_turn(BatchDecoder(models(tiny_gguf), SETTINGS, n_seq=8, n_cells=2048))
+    assert warm[0] == fresh[0]
+    assert warm[1] <= fresh[1] - sum(len(tokens) - 1 for tokens in prompts.values())
+

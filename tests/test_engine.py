@@ -50,6 +50,21 @@ def test_batched_step_equals_single_steps(model):
         np.testing.assert_allclose(step[seq], alone[0], atol=2e-3, rtol=1e-3)
 
 
+def test_streams_give_each_sequence_the_logits_it_has_alone(embedded_gguf):
+    """Per-sequence KV streams: on a quantized model, prompts of different lengths decoded in
+    one call give exactly the logits each gives alone (in one unified cache they move by up
+    to a logit here, so an answer would depend on the answers sharing its steps)."""
+    model = load_model(embedded_gguf)
+    rng = np.random.default_rng(0)
+    targets = {seq: rng.integers(100, 5000, size=n).tolist() for seq, n in enumerate([36, 26, 30, 27, 34, 29])}
+    together = Context(model, len(targets), ContextSettings(n_ctx=128), unified=False).last_logits(targets)
+    for seq, tokens in targets.items():
+        alone = Context(model, 1, ContextSettings(n_ctx=128), unified=False).last_logits({0: tokens})
+        np.testing.assert_array_equal(together[seq], alone[0])
+    streams = build_plan({0: 0, 1: 0}, {1: [1, 2], 0: [1, 3]}, {}, share=False)
+    assert [(n.seqs, n.token) for n in streams] == [([0], 1), ([0], 3), ([1], 1), ([1], 2)]  # no shared cells, in id order
+
+
 def test_prefix_shared_between_sequences_is_decoded_once():
     common, left, right = [1, 2, 3, 4], [5, 6], [7, 8, 9]
     plan = build_plan({0: 0, 1: 0}, {0: common + left, 1: common + right}, {})

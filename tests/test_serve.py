@@ -97,6 +97,9 @@ def chat(client: openai.OpenAI, model: str, **kwargs):
 def test_models_and_health(served):
     ids = [m.id for m in served.client().models.list()]
     assert ids == [PLAIN, "drift:empty", "drift:lively", "drift:terse"]
+    assert served.client().models.retrieve("drift:terse").id == "drift:terse"
+    with pytest.raises(openai.NotFoundError):
+        served.client().models.retrieve("drift:nobody")
     assert httpx.get(served.base + "/health").json()["status"] == "ok"
 
 

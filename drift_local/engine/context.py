@@ -1,8 +1,12 @@
 """A llama.cpp context holding several sequences, each with its own KV state.
 
-One unified KV cache serves all sequences (kv_unified): a token shared by several sequences
-is stored once, and one `llama_decode` advances any subset of them. Logits come back as
-numpy views of llama.cpp's buffer, never as Python lists.
+Two layouts of the KV cache. Unified (scoring): one pool of cells for all sequences, so a
+token shared by several sequences is stored and computed once, but every token attends
+over (and mask-checks) every cell in use. Per-sequence streams (decoding): each sequence
+has n_ctx cells of its own and attends only over them, so a step's cost grows with the
+number of sequences, not with its square; nothing is shared. Either way one
+`llama_decode` advances any subset of the sequences. Logits come back as numpy views of
+llama.cpp's buffer, never as Python lists.
 """
 
 from __future__ import annotations
@@ -50,14 +54,17 @@ class Context:
         n_seq: int,
         settings: ContextSettings = ContextSettings(),
         n_cells: int | None = None,
+        unified: bool = True,
     ):
-        """`n_cells`: KV cells shared by all sequences (default: n_ctx for each of them)."""
+        """`n_cells`: KV cells shared by all sequences (default: n_ctx for each of them);
+        `unified` False gives each sequence a stream of n_ctx cells instead (n_cells unused)."""
         if not 1 <= n_seq <= 256:
             raise DriftError(f"a context holds 1 to 256 sequences, not {n_seq}")
         self.model = model
         self.n_seq = n_seq
         self.n_ctx_seq = min(settings.n_ctx, model.n_ctx_train) if model.n_ctx_train > 0 else settings.n_ctx
-        self.n_cells = n_cells or self.n_ctx_seq * n_seq
+        self.unified = unified
+        self.n_cells = (n_cells if unified else None) or self.n_ctx_seq * n_seq
         self.n_ctx_seq = min(self.n_ctx_seq, self.n_cells)
         self.n_batch = settings.n_batch
         threads = settings.threads or default_threads()
@@ -65,7 +72,7 @@ class Context:
         params.n_ctx = self.n_cells
         params.n_batch = params.n_ubatch = self.n_batch
         params.n_seq_max = n_seq
-        params.kv_unified = True
+        params.kv_unified = unified
         params.n_threads = params.n_threads_batch = threads
         params.flash_attn_type = (
             llama_cpp.LLAMA_FLASH_ATTN_TYPE_AUTO if settings.flash_attn else llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
@@ -97,6 +104,10 @@ class Context:
     def clear(self) -> None:
         llama_cpp.llama_memory_clear(self.memory, True)
         self.held = [[] for _ in range(self.n_seq)]
+
+    def cached_prefix(self, seq: int, tokens: Sequence[int]) -> int:
+        """How many leading tokens of `tokens` sequence `seq` already holds."""
+        return _common_prefix(self.held[seq], tokens)
 
     def trim(self, seq: int, keep: int) -> None:
         """Forget everything sequence `seq` holds from position `keep` on."""
@@ -141,7 +152,7 @@ class Context:
                 keep -= 1  # logits are only produced by decoding: recompute the last token
             self.trim(seq, keep)
             starts[seq] = keep
-        plan = build_plan(starts, targets, logits_at)
+        plan = build_plan(starts, targets, logits_at, share=self.unified)
         try:
             for first in range(0, len(plan), self.n_batch):
                 chunk = plan[first : first + self.n_batch]

@@ -5,6 +5,9 @@ every sequence that passes through it: llama.cpp computes the token once (attend
 first of those sequences, whose history is identical) and stores it for all of them.
 Sequences share a node only if they hold the same cached tokens: then their histories are
 identical, and llama.cpp accepts them coupled in one batch (it requires equal positions).
+A cache of per-sequence streams cannot share a cell: there each sequence gets its own
+chain of nodes, in increasing sequence id, as llama.cpp splits a batch into one ubatch per
+run of consecutive ids (tokens out of that order cost a ubatch each).
 """
 
 from __future__ import annotations
@@ -26,12 +29,21 @@ def build_plan(
     starts: Mapping[int, int],
     targets: Mapping[int, Sequence[int]],
     logits_at: Mapping[int, Sequence[int]],
+    share: bool = True,
 ) -> list[Node]:
     """Nodes in an order llama.cpp accepts (parents first, positions increasing per sequence).
 
     starts[seq]: tokens of targets[seq] already in the KV cache.
     logits_at[seq]: positions of targets[seq] whose next-token logits are wanted.
+    share: sequences may share nodes (a unified KV cache); otherwise sequences in id order.
     """
+    if not share:
+        return [
+            Node(tokens[pos], pos, [seq], pos in wanted)
+            for seq, tokens in sorted(targets.items())
+            for wanted in [set(logits_at.get(seq, ()))]
+            for pos in range(starts[seq], len(tokens))
+        ]
     roots: dict[tuple, Node] = {}  # (cached prefix, first new token)
     for seq, tokens in targets.items():
         start = starts[seq]

@@ -117,6 +117,10 @@ def error_body(message: str, kind: str = "invalid_request_error", param: str | N
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 
+def _model(name: str) -> dict:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "drift-local"}
+
+
 def _error(status: int, message: str, **fields) -> JSONResponse:
     return JSONResponse(error_body(message, **fields), status_code=status)
 
@@ -235,7 +239,11 @@ def create_app(session: ServeSession, *, api_key: str | None = None, loopback: b
 
     @app.get("/v1/models")
     async def models():
-        return {"object": "list", "data": [{"id": name, "object": "model", "created": 0, "owned_by": "drift-local"} for name in await session.model_ids()]}
+        return {"object": "list", "data": [_model(name) for name in await session.model_ids()]}
+
+    @app.get("/v1/models/{model_id:path}")
+    async def model(model_id: str):
+        return _model(await session.model_id(model_id))
 
     @app.post("/v1/chat/completions")
     async def chat_completions(body: ChatCompletionBody, request: Request):

@@ -10,7 +10,7 @@ answers at once, each with its own steering: one `llama_decode` a step advances 
 from __future__ import annotations
 
 import codecs
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterator, Sequence
 
 import numpy as np
@@ -125,7 +125,6 @@ class _Run:
         self.n_vocab = roles.models.n_vocab
         self.utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.seqs: dict[str, tuple[Context, int]] = {}  # sequence name -> (context, seq id)
-        self.reserved: dict[int, int] = {}  # KV cells held for it, per context (batches)
 
     @property
     def answer(self) -> Answer:
@@ -199,7 +198,7 @@ class DriftDecoder:
         self.roles = _Roles(models, llm_system)
         # With one model for both roles, the LLM's sequence joins the sLM's context: one decode a step.
         n_slm = k + 1 + (1 if models.shared else 0)
-        self.slm_ctx = Context(models.slm, n_slm, settings)
+        self.slm_ctx = Context(models.slm, n_slm, settings, unified=False)  # the sequences share nothing: a stream each
         self.llm_ctx = self.slm_ctx if models.shared else Context(models.llm, 1, settings)
         self.llm_seq = k + 1 if models.shared else 0
 
@@ -253,13 +252,20 @@ class DriftDecoder:
             yield step
 
 
+# Tokens an answer must find already decoded on a free sequence to take it out of id order:
+# a break in consecutive ids costs an extra ubatch every step.
+MIN_REUSE = 16
+
+
 class BatchDecoder:
     """Many answers at once, each with its own conversation, steering and sampler.
 
     Every step is one `llama_decode` per context for all answers in progress (one in all
     when the LLM is the sLM), as llama-server's slots share a batch. An answer is admitted
-    when the contexts have sequences and KV cells for it (its prompt plus `max_tokens` per
-    sequence); until then it waits in order.
+    when the contexts have free sequences for it; until then it waits in order. Each
+    sequence is a KV stream of its own: the answers share no tokens, and in one unified
+    cache every token of a step would attend over all answers' cells. A finished answer's
+    tokens stay on its sequences, for a later answer that begins the same way.
     """
 
     def __init__(
@@ -267,13 +273,13 @@ class BatchDecoder:
         llm_seq: int | None = None, llm_cells: int | None = None,
     ):
         """n_seq, n_cells: the sLM context's (the only one when the LLM is the sLM); llm_seq,
-        llm_cells: a separate LLM's, which holds one sequence per answer (default: the same)."""
+        llm_cells: a separate LLM's, which holds one sequence per answer (default: the same).
+        Each sequence has a KV stream of its own, n_cells / n_seq cells (at most settings.n_ctx)."""
         self.models = models
         self.roles = _Roles(models, llm_system)
-        self.slm_ctx = Context(models.slm, n_seq, settings, n_cells=n_cells)
-        self.llm_ctx = self.slm_ctx if models.shared else Context(models.llm, llm_seq or n_seq, settings, n_cells=llm_cells or n_cells)
-        self._free = {id(c): list(range(c.n_seq - 1, -1, -1)) for c in (self.slm_ctx, self.llm_ctx)}
-        self._cells = {id(c): c.n_cells for c in (self.slm_ctx, self.llm_ctx)}
+        self.slm_ctx = _streams(models.slm, n_seq, n_cells, settings)
+        self.llm_ctx = self.slm_ctx if models.shared else _streams(models.llm, llm_seq or n_seq, llm_cells or n_cells, settings)
+        self._free = {id(c): set(range(c.n_seq)) for c in (self.slm_ctx, self.llm_ctx)}
         self.active: list[_Run] = []
 
     @property
@@ -281,15 +287,17 @@ class BatchDecoder:
         return min(self.llm_ctx.n_ctx_seq, self.slm_ctx.n_ctx_seq)
 
     def admit(self, request: Request) -> bool:
-        """Start writing this answer if there is room now; False leaves it for later."""
-        run, contexts, need_seqs, need_cells = self._plan(request)
-        if any(count > len(self._free[key]) or need_cells[key] > self._cells[key] for key, count in need_seqs.items()):
+        """Start writing this answer if there are free sequences for it now; False leaves it for later."""
+        run, contexts = self._plan(request)
+        need: dict[int, int] = {}
+        for context in contexts.values():
+            need[id(context)] = need.get(id(context), 0) + 1
+        if any(count > len(self._free[key]) for key, count in need.items()):
             return False
         for name, context in contexts.items():
-            run.seqs[name] = (context, self._free[id(context)].pop())
-        for key, cells in need_cells.items():
-            self._cells[key] -= cells
-        run.reserved = need_cells
+            seq = self._pick(context, run.prompts[name])
+            self._free[id(context)].remove(seq)
+            run.seqs[name] = (context, seq)
         self.active.append(run)
         return True
 
@@ -297,25 +305,30 @@ class BatchDecoder:
         """Raise DriftError (PromptTooLong for the context) if this answer could never be admitted."""
         self._plan(request)
 
-    def _plan(self, request: Request) -> tuple[_Run, dict[str, Context], dict[int, int], dict[int, int]]:
-        """The run for a request, its contexts by sequence name, and the sequences and KV cells it needs."""
+    def _pick(self, context: Context, prompt: list[int]) -> int:
+        """The free sequence to write `prompt` on: the one whose kept tokens (an earlier answer's)
+        begin it for longest, else the lowest id. A step's sequences then form few runs of
+        consecutive ids (llama.cpp decodes each run as one ubatch), and a conversation's next
+        turn, or another answer with the same system prompt, skips what is already decoded."""
+        def reuse(seq: int) -> int:
+            kept = context.cached_prefix(seq, prompt)
+            return kept if kept >= MIN_REUSE else 0
+
+        return max(self._free[id(context)], key=lambda seq: (reuse(seq), -seq))
+
+    def _plan(self, request: Request) -> tuple[_Run, dict[str, Context]]:
+        """The run for a request and its contexts by sequence name."""
         run = _Run(self.roles, request, self.n_ctx)
         names = ["llm", *(("base", *run.steering.names) if run.steering is not None else ())]
         contexts = {name: self.llm_ctx if name == "llm" else self.slm_ctx for name in names}
-        need_seqs: dict[int, int] = {}
-        need_cells: dict[int, int] = {}
-        for name, context in contexts.items():
-            need_seqs[id(context)] = need_seqs.get(id(context), 0) + 1
-            need_cells[id(context)] = need_cells.get(id(context), 0) + len(run.prompts[name]) + request.max_tokens
         for context in {id(c): c for c in contexts.values()}.values():
-            key = id(context)
-            if need_seqs[key] > context.n_seq or need_cells[key] > context.n_cells:
+            needed = sum(1 for c in contexts.values() if c is context)
+            if needed > context.n_seq:
                 raise DriftError(
-                    f"one answer needs {need_seqs[key]} sequences and {need_cells[key]} KV cells; the batch holds "
-                    f"{context.n_seq} and {context.n_cells}",
-                    "raise the batch's sequences or cells, or lower max_tokens",
+                    f"one answer needs {needed} sequences; the batch holds {context.n_seq}",
+                    "raise the batch's sequences, or use fewer attributes",
                 )
-        return run, contexts, need_seqs, need_cells
+        return run, contexts
 
     def step(self) -> list[tuple[Request, Step | None]]:
         """Advance every answer in progress by one token; None marks an answer that ended."""
@@ -336,7 +349,7 @@ class BatchDecoder:
         return events
 
     def cancel(self, request: Request) -> None:
-        """Stop an answer now and free its sequences (a client that went away)."""
+        """Stop an answer now and free its sequences (a client that went away) for the next one."""
         for run in self.active:
             if run.request is request:
                 request.answer.stop = "interrupted"
@@ -354,11 +367,13 @@ class BatchDecoder:
 
     def _release(self, run: _Run) -> None:
         self.active.remove(run)
-        for context, seq in run.seqs.values():
-            context.trim(seq, 0)
-            self._free[id(context)].append(seq)
-        for key, cells in run.reserved.items():
-            self._cells[key] += cells
+        for context, seq in run.seqs.values():  # its tokens stay cached until the sequence is reused
+            self._free[id(context)].add(seq)
+
+
+def _streams(model, n_seq: int, n_cells: int, settings: ContextSettings) -> Context:
+    """A context of n_seq per-sequence KV streams sharing n_cells."""
+    return Context(model, n_seq, replace(settings, n_ctx=min(settings.n_ctx, max(1, n_cells // n_seq))), unified=False)
 
 
 def _with_system(system: str | None, conversation: Sequence[Message], keep_own: bool = False) -> list[Message]:

@@ -42,7 +42,7 @@ from drift_local.sessions.runtime import Models
 
 PROFILE_PREFIX = "drift:"  # the model name that selects a profile: drift:NAME
 ANSWER_PREFIX = "chatcmpl-"
-CELLS_PER_SEQUENCE = 1024  # KV cells budgeted per sequence (prompt plus answer) when sizing the batch
+CELLS_PER_SEQUENCE = 1024  # KV cells of each sequence's stream (prompt plus answer), at most --n-ctx
 STALE = object()  # a profile whose pairs changed since its last fit
 FINISH = {"eos": "stop", "length": "length", "context": "length", "interrupted": None}  # OpenAI finish_reason
 
@@ -242,6 +242,12 @@ class ServeSession:
         """The plain LLM, then one `drift:NAME` per served profile."""
         names = self.profiles if self.profiles is not None else await self._in_store(lambda: [p.name for p in self._store.list_profiles()])
         return [self.llm_name, *(PROFILE_PREFIX + name for name in names)]
+
+    async def model_id(self, name: str) -> str:
+        """`name` if it is served (the plain LLM or a served profile), else NotFound."""
+        if name not in await self.model_ids():
+            raise NotFound(f"the model '{name}' does not exist", "model", "model_not_found", "GET /v1/models lists what is served")
+        return name
 
     async def chat(self, params: ChatParams) -> ChatStream:
         """Queue an answer; returns once the decoder accepted it (bad requests raise here)."""
@@ -491,7 +497,7 @@ class ServeSession:
             if room <= 0:
                 raise RequestError(
                     f"the prompt ({longest} tokens) does not fit the context of {batch.n_ctx} tokens",
-                    "messages", "context_length_exceeded", "shorten the conversation, or restart the server with a larger --n-ctx",
+                    "messages", "context_length_exceeded", f"shorten the conversation: an answer's sequences hold {batch.n_ctx} tokens each",
                 )
             if job.explicit_max_tokens and request.max_tokens > room:
                 raise RequestError(
