@@ -36,7 +36,7 @@ def main() -> None:
     from drift_local.store.importers import read_pairs
     from drift_local.store.store import Store
     from drift_local.sessions.evaluate import DEFAULT_METHOD, LENGTH_ONLY, METHODS, evaluate
-    from drift_local.sessions.rewards import PairText, RewardCache
+    from drift_local.sessions.rewards import RewardCache
     from drift_local.sessions.runtime import open_slm
     from drift_local.sessions.simulated_users import DEV_USERS, SIMULATED_USERS
 
@@ -49,7 +49,7 @@ def main() -> None:
         cache = RewardCache(store, model, settings.context())
         for user in users:
             try:
-                pairs = [PairText(p.prompt, p.chosen, p.rejected) for p in read_pairs(Path(args.data) / "users" / f"{user}.jsonl").pairs]
+                pairs = read_pairs(Path(args.data) / "users" / f"{user}.jsonl").pairs
                 cache.fill_missing(pairs, paper_attributes())
                 rewards = {mode: cache.rewards(pairs, paper_attributes(), mode) for mode in ("sum", "mean")}
                 results[user] = evaluate(rewards, shots, args.seeds, args.split)

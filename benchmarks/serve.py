@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 
 from drift_local.attributes import paper_attributes
-from drift_local.store.store import PairIn, Store
+from drift_local.store.store import Pair, Store
 
 ATTRIBUTES = 10  # enabled per profile; the top 7 steer
 # A question is asked once in a run (up to --requests 2): the server keeps finished answers' tokens, and a repeat
@@ -44,14 +44,14 @@ WARM_UP = "Say hello."
 def make_profiles(path: Path) -> list[str]:
     """Four profiles on the demo's first two pairs, each pair kept or flipped: four tastes, one score cache."""
     with (Path(__file__).parents[1] / "drift_local/data/demo_pairs.jsonl").open() as f:
-        pairs = [PairIn(d["prompt"], d["chosen"], d["rejected"]) for d in map(json.loads, f)][:2]
+        pairs = [Pair(d["prompt"], d["chosen"], d["rejected"]) for d in map(json.loads, f)][:2]
     names = []
     with Store.open(path) as store:
         for index, flips in enumerate([(False, False), (False, True), (True, False), (True, True)]):
             profile = store.create_profile(f"user{index}")
             for attribute in paper_attributes().names[ATTRIBUTES:]:
                 store.set_attribute_enabled(profile, attribute, False)
-            store.add_pairs(profile, [PairIn(p.prompt, p.rejected, p.chosen) if flip else p for p, flip in zip(pairs, flips)])
+            store.add_pairs(profile, [Pair(p.prompt, p.rejected, p.chosen) if flip else p for p, flip in zip(pairs, flips)])
             names.append(profile.name)
     return names
 

@@ -128,12 +128,13 @@ def score(candidates: list[dict]) -> None:
     from drift_local.attributes import paper_attributes
     from drift_local.config import Settings
     from drift_local.store.store import Store
-    from drift_local.sessions.rewards import PairText, RewardCache
+    from drift_local.sessions.rewards import RewardCache
+    from drift_local.store.store import Pair
     from drift_local.sessions.runtime import open_slm
 
     settings = Settings()
     pairs = [
-        PairText(item["prompt"], a["text"], a["text"]) for item in candidates for a in item["answers"] if a["text"]
+        Pair(item["prompt"], a["text"], a["text"]) for item in candidates for a in item["answers"] if a["text"]
     ]
     started = time.perf_counter()
     with Store.open() as store:

@@ -53,7 +53,7 @@ def main() -> None:
     from drift_local.drift.steering import Decoding
     from drift_local.engine.template import Message
     from drift_local.engine.context import ContextSettings
-    from drift_local.store.store import PairIn, Store
+    from drift_local.store.store import Pair, Store
     from drift_local.sessions.decoder import BatchDecoder, Request
     from drift_local.sessions.fit import DEFAULT_METHOD, fit_profile, steering_from_fit
     from drift_local.sessions.rate import read_prompts
@@ -83,7 +83,7 @@ def main() -> None:
     steerings = {}
     with Store.open() as store:
         for user in list(users):
-            pairs = [PairIn(*pair, source=f"simulated:{user}") for pair in decided_pairs(candidates, SIMULATED_USERS[user])]
+            pairs = [Pair(*pair, source=f"simulated:{user}") for pair in decided_pairs(candidates, SIMULATED_USERS[user])]
             if not pairs:  # the candidates never differ in this user's trait
                 print(f"{user}: no decided pairs among the candidates; left out", flush=True)
                 users.remove(user)
@@ -111,8 +111,8 @@ def main() -> None:
     plain = {prompt: request(prompt, None, math.inf) for prompt in prompts}
     drift = {(user, k, beta, prompt): request(prompt, steerings[(user, k)], beta) for user in users for k in ks for beta in betas for prompt in prompts}
     everything = [*plain.values(), *drift.values()]
-    # Few answers at once: in one unified KV cache every token attends over all cells in use,
-    # so a wide batch costs more per token than it saves (measured: 28 answers at once stalled).
+    # Few answers at once: on this CPU a token costs about the same in any batch (x86 has no
+    # batched Q4_1 kernel; benchmarks/decode_batch.py), so a wider batch gains little and holds more memory.
     n_seq = 4 * (max(s.k for s in steerings.values()) + 2)
     batch = BatchDecoder(models, ContextSettings(n_ctx=1024, threads=settings.threads), n_seq=n_seq, n_cells=n_seq * (args.max_tokens + 96))
     done, tokens = 0, 0

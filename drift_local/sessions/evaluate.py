@@ -102,10 +102,10 @@ def evaluate_file(
     from drift_local.attributes import paper_attributes
     from drift_local.store.importers import read_pairs
     from drift_local.store.store import Store
-    from drift_local.sessions.rewards import PairText, RewardCache
+    from drift_local.sessions.rewards import RewardCache
     from drift_local.sessions.runtime import open_slm
 
-    pairs = [PairText(p.prompt, p.chosen, p.rejected) for p in read_pairs(data, user=user, skip_bad=skip_bad).pairs if not p.tie]
+    pairs = [p for p in read_pairs(data, user=user, skip_bad=skip_bad).pairs if not p.tie]
     plan_splits(prompt_groups(pairs), shots, seeds, split)
     model = open_slm(settings, slm)
     with Store.open() as store:

@@ -14,7 +14,8 @@ from drift_local.engine.model import Model
 from drift_local.errors import DriftError, Interrupted
 from drift_local.store.store import FitRecord, Profile, Store
 from drift_local.sessions.decoder import Steering
-from drift_local.sessions.rewards import PairText, RewardCache
+from drift_local.sessions.rewards import RewardCache
+from drift_local.store.store import Pair
 
 # start(total_tokens) -> advance(n_tokens): how a UI shows scoring progress.
 ProgressStarter = Callable[[int], Callable[[int], None]]
@@ -32,8 +33,8 @@ class FitOutcome:
     ties: int = 0  # pairs the fit leaves out: neither answer preferred
 
 
-def profile_pairs(store: Store, profile: Profile) -> list[PairText]:
-    return [PairText(p.prompt, p.chosen, p.rejected, p.id) for p in store.list_pairs(profile, include_ties=False)]
+def profile_pairs(store: Store, profile: Profile) -> list[Pair]:
+    return store.list_pairs(profile, include_ties=False)
 
 
 def save_fit(
@@ -108,7 +109,7 @@ def _nothing_to_fit(store: Store, profile: Profile) -> DriftError:
     )
 
 
-def _left_out(profile: Profile, pairs: list[PairText], usable: list[PairText], context_tokens: int) -> str | None:
+def _left_out(profile: Profile, pairs: list[Pair], usable: list[Pair], context_tokens: int) -> str | None:
     """Pairs too long for the scoring context are left out of a fit, never block it; say which."""
     kept = {id(p) for p in usable}
     ids = [f"#{p.id}" for p in pairs if id(p) not in kept]

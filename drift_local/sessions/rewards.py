@@ -25,9 +25,6 @@ SCORING_SEQUENCES = 16
 SCORING_CELLS = 4096
 
 
-PairText = Pair  # its former name here; sessions/fit.py, sessions/evaluate.py and two benchmarks still use it
-
-
 class RewardCache:
     def __init__(self, store: Store, slm: Model, settings: ContextSettings, max_response_tokens: int = 0):
         self.store = store

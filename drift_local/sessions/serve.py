@@ -35,7 +35,7 @@ from drift_local.drift.sampling import Sampler
 from drift_local.engine.template import Message
 from drift_local.engine.context import PromptTooLong
 from drift_local.errors import DriftError
-from drift_local.store.store import PairIn, Profile, Store
+from drift_local.store.store import Pair, Profile, Store
 from drift_local.sessions.decoder import Answer, BatchDecoder, Request, Steering
 from drift_local.sessions.fit import ProgressStarter, is_stale, profile_steering, steering_from_fit
 from drift_local.sessions.runtime import Models
@@ -418,7 +418,7 @@ class ServeSession:
         if len(set(prompts)) > 1:
             raise RequestError("the two answers do not answer the same prompt", "prompt")
         try:
-            [pair_id] = self._store.add_pairs(profile, [PairIn(prompts[0], texts["chosen"], texts["rejected"], source="serve")])
+            [pair_id] = self._store.add_pairs(profile, [Pair(prompts[0], texts["chosen"], texts["rejected"], source="serve")])
         except DriftError as exc:
             if isinstance(exc, RequestError):
                 raise

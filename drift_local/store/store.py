@@ -88,7 +88,6 @@ class Pair:
     created: str | None = field(default=None, compare=False)
 
 
-PairIn = Pair  # its former name as input; sessions/serve.py and two benchmarks still use it
 
 
 @dataclass(frozen=True)
