@@ -10,6 +10,7 @@ answers at once, each with its own steering: one `llama_decode` a step advances 
 from __future__ import annotations
 
 import codecs
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Iterator, Sequence
 
@@ -288,10 +289,7 @@ class BatchDecoder:
 
     def admit(self, request: Request) -> bool:
         """Start writing this answer if there are free sequences for it now; False leaves it for later."""
-        run, contexts = self._plan(request)
-        need: dict[int, int] = {}
-        for context in contexts.values():
-            need[id(context)] = need.get(id(context), 0) + 1
+        run, contexts, need = self._plan(request)
         if any(count > len(self._free[key]) for key, count in need.items()):
             return False
         for name, context in contexts.items():
@@ -316,19 +314,19 @@ class BatchDecoder:
 
         return max(self._free[id(context)], key=lambda seq: (reuse(seq), -seq))
 
-    def _plan(self, request: Request) -> tuple[_Run, dict[str, Context]]:
-        """The run for a request and its contexts by sequence name."""
+    def _plan(self, request: Request) -> tuple[_Run, dict[str, Context], Counter[int]]:
+        """The run for a request, its contexts by sequence name, and the sequences it needs per context."""
         run = _Run(self.roles, request, self.n_ctx)
         names = ["llm", *(("base", *run.steering.names) if run.steering is not None else ())]
         contexts = {name: self.llm_ctx if name == "llm" else self.slm_ctx for name in names}
+        need = Counter(id(c) for c in contexts.values())
         for context in {id(c): c for c in contexts.values()}.values():
-            needed = sum(1 for c in contexts.values() if c is context)
-            if needed > context.n_seq:
+            if need[id(context)] > context.n_seq:
                 raise DriftError(
-                    f"one answer needs {needed} sequences; the batch holds {context.n_seq}",
+                    f"one answer needs {need[id(context)]} sequences; the batch holds {context.n_seq}",
                     "raise the batch's sequences, or use fewer attributes",
                 )
-        return run, contexts
+        return run, contexts, need
 
     def step(self) -> list[tuple[Request, Step | None]]:
         """Advance every answer in progress by one token; None marks an answer that ended."""
