@@ -16,7 +16,7 @@ import sys
 
 CASE = r"""
 import json, sys
-from drift_local.catalog.catalog import resolve_model
+from drift_local.sessions.runtime import model_file
 from drift_local.engine.context import Context, ContextSettings
 from drift_local.engine.model import load_model
 
@@ -27,10 +27,10 @@ def rss_mib():
 
 path, case = sys.argv[1], sys.argv[2]
 settings = ContextSettings(n_ctx=2048)
-llm = load_model(resolve_model(path).path)
+llm = load_model(model_file(path))
 contexts = [Context(llm, 1, settings)]
 if case == "b":
-    slm = load_model(resolve_model(path).path)  # the same file as sLM: must be the same object
+    slm = load_model(model_file(path))  # the same file as sLM: must be the same object
     assert slm is llm
     contexts.append(Context(slm, 8, settings))
 for c in contexts:

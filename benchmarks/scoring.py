@@ -18,7 +18,7 @@ from importlib import resources
 import llama_cpp
 
 from drift_local.attributes import paper_attributes
-from drift_local.catalog.catalog import resolve_model
+from drift_local.sessions.runtime import model_file
 from drift_local.engine.template import ChatFormat
 from drift_local.engine.context import Context, ContextSettings
 from drift_local.engine.model import load_model
@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--model", default="")
     parser.add_argument("--max-response-tokens", type=int, default=0)
     args = parser.parse_args()
-    model = load_model(resolve_model(args.model).path)
+    model = load_model(model_file(args.model))
     chat = ChatFormat(model)
     requests = job(args.pairs)
     context = Context(model, SCORING_SEQUENCES, ContextSettings(n_ctx=2048), n_cells=SCORING_CELLS)

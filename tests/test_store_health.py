@@ -95,7 +95,7 @@ def test_the_cli_refuses_a_damaged_store_in_one_line_and_doctor_restores_a_backu
 
 
 def test_an_unreadable_store_is_one_line_for_reading_commands(cli, isolated_home):
-    isolated_home.mkdir(parents=True)
+    isolated_home.mkdir(parents=True, exist_ok=True)
     (isolated_home / "drift.db").write_bytes(b"not a database at all" * 500)
     result = cli("profile", "list")
     assert result.code == 1

@@ -213,10 +213,10 @@ def fit_named(settings: Settings, name: str, slm: str | None = None, progress: P
 
 def scoring_estimate(settings: Settings, slm: str | None = None) -> tuple[Callable[[int], float], str]:
     """tokens -> rough seconds of scoring with this sLM on this machine, and the model's file name."""
-    from drift_local.catalog.catalog import resolve_model
     from drift_local.engine.context import default_threads
     from drift_local.sessions.rewards import rough_scoring_seconds
+    from drift_local.sessions.runtime import model_file
 
-    path = resolve_model(slm or settings.slm).path
+    path = model_file(slm or settings.slm)
     size, threads = path.stat().st_size, settings.threads or default_threads()
     return (lambda tokens: rough_scoring_seconds(size, tokens, threads)), path.name
