@@ -10,6 +10,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -280,6 +281,15 @@ def test_the_command_serves_and_a_kill_after_a_preference_loses_nothing(served, 
         server.kill()
     with Store.open(served.home / "drift.db") as store:
         assert store.list_pairs(store.get_profile("terse"))[-1].prompt == "Kill?"
+
+
+def test_a_client_may_connect_as_soon_as_the_address_is_known():
+    sock = bind("127.0.0.1", 0)  # serve announces the address before uvicorn starts accepting
+    try:
+        with socket.create_connection(sock.getsockname(), timeout=2):
+            pass
+    finally:
+        sock.close()
 
 
 def test_without_the_web_extra_serve_says_what_to_install(cli, monkeypatch):

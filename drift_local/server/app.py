@@ -330,6 +330,7 @@ def bind(host: str, port: int) -> socket.socket:
         sock = socket.socket(family, kind, proto)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(address)
+        sock.listen(2048)  # clients that connect once the address is shown wait in the backlog, not refused
     except OSError as exc:
         hint = f"pick another with --port, or stop what is using {port}" if getattr(exc, "errno", None) == errno.EADDRINUSE else "check --host"
         raise DriftError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", hint) from None
