@@ -111,8 +111,8 @@ def main() -> None:
     plain = {prompt: request(prompt, None, math.inf) for prompt in prompts}
     drift = {(user, k, beta, prompt): request(prompt, steerings[(user, k)], beta) for user in users for k in ks for beta in betas for prompt in prompts}
     everything = [*plain.values(), *drift.values()]
-    # Few answers at once: on this CPU a token costs about the same in any batch (x86 has no
-    # batched Q4_1 kernel; benchmarks/decode_batch.py), so a wider batch gains little and holds more memory.
+    # Four answers at once: on a 2-core CPU that is where sharing a step stops paying
+    # (benchmarks/decode_batch.py: 1.6x one answer's tokens/s at 2 and at 4), and it bounds memory.
     n_seq = 4 * (max(s.k for s in steerings.values()) + 2)
     batch = BatchDecoder(models, ContextSettings(n_ctx=1024, threads=settings.threads), n_seq=n_seq, n_cells=n_seq * (args.max_tokens + 96))
     done, tokens = 0, 0
