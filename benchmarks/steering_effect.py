@@ -120,13 +120,15 @@ def main() -> None:
     while waiting or batch.active:
         while waiting and batch.admit(waiting[0]):
             waiting.pop(0)
+        finished = 0
         for _, step in batch.step():
             if step is None:
-                done += 1
+                finished += 1
             else:
                 tokens += 1
+        done += finished
         elapsed = time.perf_counter() - started
-        if done and (done % 25 == 0 or not waiting):
+        if finished:
             print(f"\r{done}/{len(everything)} answers, {tokens} tokens, {elapsed:.0f} s", end="", flush=True)
     print()
 
