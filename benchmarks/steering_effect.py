@@ -39,6 +39,7 @@ def main() -> None:
     parser.add_argument("--method", default=None, help="fit method (default: fit's default)")
     parser.add_argument("--betas", default=None, help="comma separated (default: 0.5,1,2 and the default β)")
     parser.add_argument("--ks", default="7,all", help="attributes used in decoding, comma separated")
+    parser.add_argument("--weight-scales", default=None, help="unit (the paper's p = w/|w|) and/or fitted, comma separated (default: the default)")
     parser.add_argument("--plausibility", type=float, default=None, help="α (default: the default)")
     parser.add_argument("--kl-budget", type=float, default=None, help="nats a token (default: the default)")
     parser.add_argument("--temperature", type=float, default=None)
@@ -65,6 +66,8 @@ def main() -> None:
     betas = [float(b) for b in (args.betas or f"0.5,1,2,{settings.beta}").split(",")]
     betas = sorted(set(betas))
     ks = args.ks.split(",")
+    scales = (args.weight_scales or settings.weight_scale).split(",")
+    configs = [(k, scale, beta) for k in ks for scale in scales for beta in betas]
     alpha = settings.plausibility if args.plausibility is None else args.plausibility
     budget = settings.kl_budget if args.kl_budget is None else args.kl_budget
     sampling = SamplerSettings(
@@ -97,8 +100,9 @@ def main() -> None:
             store.add_pairs(profile, sample)
             outcome = fit_profile(store, profile, models.slm, settings.context(), method=method)
             for k in ks:
-                steerings[(user, k)] = steering_from_fit(outcome.record, store, profile, 10**6 if k == "all" else int(k))
-            shown = steerings[(user, ks[0])]
+                for scale in scales:
+                    steerings[(user, k, scale)] = steering_from_fit(outcome.record, store, profile, 10**6 if k == "all" else int(k), scale)
+            shown = steerings[(user, ks[0], scales[0])]
             top = ", ".join(f"{n} {w:+.3f}" for n, w in zip(shown.names, shown.weights))
             print(f"{user}: fitted on {len(sample)} pairs ({method}); end bias {shown.end_bias:+.2f}; top: {top}", flush=True)
 
@@ -109,7 +113,7 @@ def main() -> None:
         return Request([Message("user", prompt)], steering, decoding, sampler, args.max_tokens, stats=True)
 
     plain = {prompt: request(prompt, None, math.inf) for prompt in prompts}
-    drift = {(user, k, beta, prompt): request(prompt, steerings[(user, k)], beta) for user in users for k in ks for beta in betas for prompt in prompts}
+    drift = {(user, config, prompt): request(prompt, steerings[(user, *config[:2])], config[2]) for user in users for config in configs for prompt in prompts}
     everything = [*plain.values(), *drift.values()]
     # Four answers at once: on a 2-core CPU that is where sharing a step stops paying
     # (benchmarks/decode_batch.py: 1.6x one answer's tokens/s at 2 and at 4), and it bounds memory.
@@ -138,45 +142,49 @@ def main() -> None:
     from drift_local.drift.fluency import Fluency, degeneration
 
     records = []
-    for (user, k, beta, prompt), req in drift.items():
+    for (user, (k, scale, beta), prompt), req in drift.items():
         rule = SIMULATED_USERS[user]
         ours, theirs = req.answer, plain[prompt].answer
         fluency = Fluency(ours.mean_llm_logprob(), degeneration(ours.text))
         verdict = rule.choose(ours.text, theirs.text)
         outcome = "loss" if not fluency.fluent(threshold) else {"first": "win", "second": "loss", "tie": "tie"}[verdict]
         records.append({
-            "user": user, "k": k, "beta": beta, "prompt": prompt, "outcome": outcome, "rule": verdict,
+            "user": user, "k": k, "weight_scale": scale, "beta": beta, "prompt": prompt, "outcome": outcome, "rule": verdict,
             "fluent": fluency.fluent(threshold), "degeneration": fluency.degeneration,
             "drift_logprob": fluency.mean_logprob, "plain_logprob": theirs.mean_llm_logprob(),
             "drift_tokens": len(ours.tokens), "plain_tokens": len(theirs.tokens), "drift": ours.text, "plain": theirs.text,
         })
-    summary = summarize(records, users, ks, betas)
-    print_table(summary, users, ks, betas, threshold, plain_logprobs, method, alpha, budget, sampling, settings.beta, args, time.perf_counter() - started)
+    summary = summarize(records, users, configs)
+    print_table(summary, users, configs, threshold, plain_logprobs, method, alpha, budget, sampling, (settings.weight_scale, settings.beta), args, time.perf_counter() - started)
     if args.out:
         Path(args.out).write_text(json.dumps({"threshold": threshold, "summary": summary, "answers": records}, indent=1))
 
 
-def summarize(records: list[dict], users: list[str], ks: list[str], betas: list[float]) -> dict:
+def config_key(user: str, config: tuple) -> str:
+    k, scale, beta = config
+    return f"{user}|{k}|{scale}|{beta:g}"
+
+
+def summarize(records: list[dict], users: list[str], configs: list[tuple]) -> dict:
     summary = {}
     for user in users:
-        for k in ks:
-            for beta in betas:
-                rows = [r for r in records if (r["user"], r["k"], r["beta"]) == (user, k, beta)]
-                wins = sum(r["outcome"] == "win" for r in rows)
-                ties = sum(r["outcome"] == "tie" for r in rows)
-                summary[f"{user}|{k}|{beta:g}"] = {
-                    "n": len(rows), "wins": wins, "ties": ties, "losses": len(rows) - wins - ties,
-                    "win_rate": (wins + ties / 2) / len(rows),  # a tie counts half, a non-fluent answer is a loss
-                    "fluent": sum(r["fluent"] for r in rows) / len(rows),
-                    "drift_logprob": float(np.mean([r["drift_logprob"] for r in rows])),
-                    "plain_logprob": float(np.mean([r["plain_logprob"] for r in rows])),
-                    "drift_tokens": float(np.mean([r["drift_tokens"] for r in rows])),
-                    "plain_tokens": float(np.mean([r["plain_tokens"] for r in rows])),
-                }
+        for config in configs:
+            rows = [r for r in records if (r["user"], (r["k"], r["weight_scale"], r["beta"])) == (user, config)]
+            wins = sum(r["outcome"] == "win" for r in rows)
+            ties = sum(r["outcome"] == "tie" for r in rows)
+            summary[config_key(user, config)] = {
+                "n": len(rows), "wins": wins, "ties": ties, "losses": len(rows) - wins - ties,
+                "win_rate": (wins + ties / 2) / len(rows),  # a tie counts half, a non-fluent answer is a loss
+                "fluent": sum(r["fluent"] for r in rows) / len(rows),
+                "drift_logprob": float(np.mean([r["drift_logprob"] for r in rows])),
+                "plain_logprob": float(np.mean([r["plain_logprob"] for r in rows])),
+                "drift_tokens": float(np.mean([r["drift_tokens"] for r in rows])),
+                "plain_tokens": float(np.mean([r["plain_tokens"] for r in rows])),
+            }
     return summary
 
 
-def print_table(summary, users, ks, betas, threshold, plain_logprobs, method, alpha, budget, sampling, default_beta, args, seconds) -> None:
+def print_table(summary, users, configs, threshold, plain_logprobs, method, alpha, budget, sampling, defaults, args, seconds) -> None:
     from drift_local.sessions.simulated_users import DEV_USERS
 
     print(f"\nsteering effect: {args.pairs} pairs a user, {method} fit, α {alpha:g}, KL budget {budget:g}, "
@@ -184,20 +192,19 @@ def print_table(summary, users, ks, betas, threshold, plain_logprobs, method, al
     print(f"fluent = mean log-prob under the plain LLM ≥ {threshold:.2f} nats/token (10th percentile of plain answers; "
           f"median {np.median(plain_logprobs):.2f}) and not degenerate")
     print("win rate: (wins + ties/2) / prompts; a Drift answer that is not fluent counts as a loss; "
-          "† defaults were chosen on this user (on other prompts); * the default β\n")
-    header = f"{'user':16s} {'k':>4s} {'β':>5s} {'win rate':>8s} {'W/T/L':>9s} {'fluent':>7s} {'log-prob':>9s} {'tokens':>13s}"
-    print(header)
+          "† defaults were chosen on this user (on other prompts); * the default weights and β\n")
+    print(f"{'user':16s} {'k':>4s} {'weights':>7s} {'β':>5s} {'win rate':>8s} {'W/T/L':>9s} {'fluent':>7s} {'log-prob':>9s} {'tokens':>13s}")
     for user in users:
-        for k in ks:
-            for beta in betas:
-                s = summary[f"{user}|{k}|{beta:g}"]
-                mark = " *" if beta == default_beta else ""
-                print(f"{user + (' †' if user in DEV_USERS else ''):16s} {k:>4s} {beta:5g} {s['win_rate']:8.2f} {s['wins']:3d}/{s['ties']:2d}/{s['losses']:2d} "
-                      f"{s['fluent']:7.0%} {s['drift_logprob']:9.2f} {s['drift_tokens']:6.0f} vs {s['plain_tokens']:4.0f}{mark}")
-    for k in ks:
-        for beta in betas:
-            rates = [summary[f"{u}|{k}|{beta:g}"]["win_rate"] for u in users]
-            print(f"k {k:>3s}, β {beta:g}: mean win rate {np.mean(rates):.2f}, users at ≥ 0.60: {sum(r >= 0.6 for r in rates)} of {len(users)}")
+        for config in configs:
+            k, scale, beta = config
+            s = summary[config_key(user, config)]
+            mark = " *" if (scale, beta) == defaults else ""
+            print(f"{user + (' †' if user in DEV_USERS else ''):16s} {k:>4s} {scale:>7s} {beta:5g} {s['win_rate']:8.2f} {s['wins']:3d}/{s['ties']:2d}/{s['losses']:2d} "
+                  f"{s['fluent']:7.0%} {s['drift_logprob']:9.2f} {s['drift_tokens']:6.0f} vs {s['plain_tokens']:4.0f}{mark}")
+    for config in configs:
+        k, scale, beta = config
+        rates = [summary[config_key(u, config)]["win_rate"] for u in users]
+        print(f"k {k:>3s}, {scale} weights, β {beta:g}: mean win rate {np.mean(rates):.2f}, users at ≥ 0.60: {sum(r >= 0.6 for r in rates)} of {len(users)}")
 
 
 if __name__ == "__main__":

@@ -86,6 +86,8 @@ class Settings:
     repeat_penalty: Annotated[float, _range(0, 10, low_open=True, help="1 turns it off")] = 1.0
     seed: Annotated[Optional[int], _range(0, help="unset: a new random seed each run")] = None
     attributes: Annotated[int, _range(0, 64, help="k attributes used in decoding")] = 7
+    # unit: decode with the paper's p = w/|w| (β alone sets the strength); fitted: the weights as fitted.
+    weight_scale: Literal["unit", "fitted"] = "fitted"
     max_tokens: Annotated[int, _range(1, 1 << 20)] = 500  # the paper's text length
     method: Literal["bt", "paper", "logreg"] = "bt"  # how fit turns pairs into weights
     reward: Literal["sum", "mean"] = "sum"  # sum (the paper) or mean (per token)

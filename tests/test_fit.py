@@ -17,7 +17,7 @@ from drift_local.engine.context import ContextSettings
 from drift_local.engine.model import load_model
 from drift_local.errors import DriftError
 from drift_local.store.store import Pair, Store
-from drift_local.sessions.fit import fit_profile, profile_steering
+from drift_local.sessions.fit import fit_profile, profile_steering, steering_from_fit
 
 SETTINGS = ContextSettings(n_ctx=512)
 
@@ -158,3 +158,19 @@ def test_changed_attributes_make_a_fit_stale(tiny_gguf):
         steering, _ = profile_steering(store, profile, model, SETTINGS, 42)
         assert "pirate" in steering.names  # refit with the new attribute, not the old fit reused
         assert len(store.fit_history(profile)) == 2
+
+
+def test_unit_weight_scale_is_the_papers_unit_vector_and_keeps_the_length_taste(tiny_gguf):
+    model = load_model(tiny_gguf)
+    with Store.open() as store:
+        profile = store.create_profile("me")
+        store.add_pairs(profile, pairs(4))
+        record = fit_profile(store, profile, model, SETTINGS).record
+        fitted = steering_from_fit(record, store, profile, 5, "fitted")
+        unit = steering_from_fit(record, store, profile, 5, "unit")
+    weights = np.asarray(record.weights)
+    assert fitted.names == unit.names and len(unit.names) == 5
+    index = [record.names.index(n) for n in unit.names]
+    np.testing.assert_allclose(fitted.weights, weights[index])
+    np.testing.assert_allclose(unit.weights, weights[index] / np.linalg.norm(weights))
+    assert unit.end_bias == fitted.end_bias

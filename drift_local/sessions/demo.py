@@ -41,7 +41,7 @@ def fit_demo(models: Models, settings: Settings, progress: ProgressStarter | Non
         profile = store.create_profile(DEMO_PROFILE)
         store.add_pairs(profile, pairs)
         outcome = fit_profile(store, profile, models.slm, settings.context(), progress=progress)
-        steering = steering_from_fit(outcome.record, store, profile, settings.attributes)
+        steering = steering_from_fit(outcome.record, store, profile, settings.attributes, settings.weight_scale)
     return DemoFit(profile, pairs, outcome, steering)
 
 

@@ -123,10 +123,16 @@ def _left_out(profile: Profile, pairs: list[Pair], usable: list[Pair], context_t
     )
 
 
-def steering_from_fit(record: FitRecord, store: Store, profile: Profile, k: int) -> Steering:
-    """The top-k attributes of a fit by |weight|, with their prompts as the profile defines them."""
+def steering_from_fit(record: FitRecord, store: Store, profile: Profile, k: int, weight_scale: str = "fitted") -> Steering:
+    """The top-k attributes of a fit by |weight|, with their prompts as the profile defines them.
+
+    `weight_scale` "unit" uses the weights at the paper's scale, p = w/‖w‖ over all attributes
+    (β alone then sets the strength); "fitted" as fitted. The length taste keeps its fitted scale.
+    """
     prompts = {a.name: a.prompt for a in store.profile_attributes(profile)}
     weights = np.asarray(record.weights, dtype=np.float64)
+    if weight_scale == "unit" and np.any(weights):
+        weights = weights / np.linalg.norm(weights)
     chosen = [i for i in top_k(weights, k) if record.names[i] in prompts]
     return Steering(
         base=store.active_attributes(profile).base,
@@ -172,6 +178,7 @@ def profile_steering(
     method: str = DEFAULT_METHOD,
     reward: str = "sum",
     max_response_tokens: int = 0,
+    weight_scale: str = "fitted",
     progress: ProgressStarter | None = None,
 ) -> tuple[Steering | None, str | None]:
     """The profile's steering for this sLM, refitting if pairs changed; or None and why."""
@@ -185,16 +192,17 @@ def profile_steering(
             store, profile, slm, settings, method=method, reward=reward, max_response_tokens=max_response_tokens, progress=progress
         )
         record, notice = outcome.record, outcome.notice
-    return steering_from_fit(record, store, profile, k), notice
+    return steering_from_fit(record, store, profile, k, weight_scale), notice
 
 
 def settings_steering(
     store: Store, profile: Profile, slm: Model, settings: Settings, progress: ProgressStarter | None = None
 ) -> tuple[Steering | None, str | None]:
-    """`profile_steering` with the method, reward, scoring cap and k of the user's settings."""
+    """`profile_steering` with the method, reward, scoring cap, k and weight scale of the user's settings."""
     return profile_steering(
         store, profile, slm, settings.context(), settings.attributes, method=settings.method,
-        reward=settings.reward, max_response_tokens=settings.max_response_tokens, progress=progress,
+        reward=settings.reward, max_response_tokens=settings.max_response_tokens, weight_scale=settings.weight_scale,
+        progress=progress,
     )
 
 

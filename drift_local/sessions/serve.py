@@ -355,7 +355,7 @@ class ServeSession:
         record = store.latest_fit(profile, self.models.slm.fingerprint)
         if is_stale(record, n_pairs, s.method, s.reward, store.active_attributes(profile).names):
             return STALE
-        return steering_from_fit(record, store, profile, k)
+        return steering_from_fit(record, store, profile, k, s.weight_scale)
 
     def _refit(self, name: str, progress: ProgressStarter | None = None) -> None:
         """On the fit worker: score what is new and fit, if the pairs changed."""
