@@ -155,7 +155,7 @@ def main() -> None:
             "drift_tokens": len(ours.tokens), "plain_tokens": len(theirs.tokens), "drift": ours.text, "plain": theirs.text,
         })
     summary = summarize(records, users, configs)
-    print_table(summary, users, configs, threshold, plain_logprobs, method, alpha, budget, sampling, (settings.weight_scale, settings.beta), args, time.perf_counter() - started)
+    print_table(summary, users, configs, threshold, plain_logprobs, method, alpha, budget, sampling, (str(settings.attributes), settings.weight_scale, settings.beta), args, time.perf_counter() - started)
     if args.out:
         Path(args.out).write_text(json.dumps({"threshold": threshold, "summary": summary, "answers": records}, indent=1))
 
@@ -192,13 +192,13 @@ def print_table(summary, users, configs, threshold, plain_logprobs, method, alph
     print(f"fluent = mean log-prob under the plain LLM ≥ {threshold:.2f} nats/token (10th percentile of plain answers; "
           f"median {np.median(plain_logprobs):.2f}) and not degenerate")
     print("win rate: (wins + ties/2) / prompts; a Drift answer that is not fluent counts as a loss; "
-          "† defaults were chosen on this user (on other prompts); * the default weights and β\n")
+          "† defaults were chosen on this user (on other prompts); * the defaults (k, weights, β)\n")
     print(f"{'user':16s} {'k':>4s} {'weights':>7s} {'β':>5s} {'win rate':>8s} {'W/T/L':>9s} {'fluent':>7s} {'log-prob':>9s} {'tokens':>13s}")
     for user in users:
         for config in configs:
             k, scale, beta = config
             s = summary[config_key(user, config)]
-            mark = " *" if (scale, beta) == defaults else ""
+            mark = " *" if config == defaults else ""
             print(f"{user + (' †' if user in DEV_USERS else ''):16s} {k:>4s} {scale:>7s} {beta:5g} {s['win_rate']:8.2f} {s['wins']:3d}/{s['ties']:2d}/{s['losses']:2d} "
                   f"{s['fluent']:7.0%} {s['drift_logprob']:9.2f} {s['drift_tokens']:6.0f} vs {s['plain_tokens']:4.0f}{mark}")
     for config in configs:
