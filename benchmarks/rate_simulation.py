@@ -112,9 +112,7 @@ def main() -> None:
         labels = [SIMULATED_USERS[user].choose(*c.texts) for c in candidates]
         decided = [i for i, label in enumerate(labels) if label != "tie"]
         first = np.array([labels[i] == "first" for i in decided], dtype=bool)
-        d = rewards.subset(np.array(decided, dtype=int))
-        pick = lambda a, b: np.where(first[:, None] if a.ndim == 2 else first, a, b)  # noqa: E731
-        return Pairs(pick(d.win, d.lose), pick(d.lose, d.win), pick(d.win_tokens, d.lose_tokens), pick(d.lose_tokens, d.win_tokens), d.groups)
+        return rewards.subset(np.array(decided, dtype=int)).swapped(~first)
 
     def rank_of(weights, target):
         return 1 + int(np.sum(weights > weights[target]))

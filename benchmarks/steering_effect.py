@@ -52,6 +52,7 @@ def main() -> None:
     from drift_local.config import Settings
     from drift_local.drift.sampling import Sampler, SamplerSettings
     from drift_local.drift.steering import Decoding
+    from drift_local.drift.style import STYLE_NAMES
     from drift_local.engine.template import Message
     from drift_local.engine.context import ContextSettings
     from drift_local.store.store import Pair, Store
@@ -104,7 +105,8 @@ def main() -> None:
                     steerings[(user, k, scale)] = steering_from_fit(outcome.record, store, profile, 10**6 if k == "all" else int(k), scale)
             shown = steerings[(user, ks[0], scales[0])]
             top = ", ".join(f"{n} {w:+.3f}" for n, w in zip(shown.names, shown.weights))
-            print(f"{user}: fitted on {len(sample)} pairs ({method}); end bias {shown.end_bias:+.2f}; top: {top}", flush=True)
+            style = ", ".join(f"{n} {w:+.2f}" for n, w in zip(STYLE_NAMES, shown.style_weights) if w) or "none"
+            print(f"{user}: fitted on {len(sample)} pairs ({method}); end bias {shown.end_bias:+.2f}; style: {style}; top: {top}", flush=True)
 
     # 2. Every answer in one batch: plain once per prompt, Drift per user, β and k.
     def request(prompt: str, steering, beta: float) -> Request:

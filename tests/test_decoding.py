@@ -138,3 +138,25 @@ def test_a_next_turn_decodes_only_what_the_last_answer_left_undone(tiny_gguf):
     assert warm[0] == fresh[0]
     assert warm[1] <= fresh[1] - sum(len(tokens) - 1 for tokens in prompts.values())
 
+
+
+def test_a_style_taste_steers_through_the_tokens_that_write_it(embedded_gguf):
+    """A profile that avoids exclamation marks drops them from an answer that has one."""
+    from drift_local.drift.style import STYLE_NAMES
+
+    decoder = DriftDecoder(models(embedded_gguf), 0, SETTINGS)
+    wish = [Message("user", "Write a cheerful one-line birthday wish for my friend.")]
+    weights = np.zeros(len(STYLE_NAMES))
+    weights[STYLE_NAMES.index("exclamations")] = -5.0
+    calm = Steering("You are an AI assistant.", (), (), np.zeros(0), style_weights=weights, answer_tokens=150.0)
+
+    def answer(steer) -> str:
+        out = Answer()
+        for _ in decoder.stream(wish, steer, decoding=Decoding(0.5, plausibility=0.1), sampler=Sampler(SamplerSettings(greedy=True)), max_tokens=24, answer=out):
+            pass
+        return out.text
+
+    plain = answer(None)
+    assert "!" in plain
+    steered = answer(calm)
+    assert "!" not in steered and steered.split()[:3] == plain.split()[:3]

@@ -28,7 +28,9 @@ def test_embedded_model_runs_from_its_f16_copy_with_the_same_predictions(embedde
     assert "F16" in models.llm.path.name
     tokens = models.llm.tokenize("The capital of France is", special=False)
     widened, original = _logits(models.llm.path, tokens), _logits(embedded_gguf, tokens)
-    assert np.argsort(widened)[-5:].tolist() == np.argsort(original)[-5:].tolist()
+    # The same top token and the same top five; near-ties among those may swap with rounding.
+    assert widened.argmax() == original.argmax()
+    assert set(np.argsort(widened)[-5:].tolist()) == set(np.argsort(original)[-5:].tolist())
     p, q = _probabilities(widened), _probabilities(original)
     assert float(np.sum(p * np.log(p / q))) < 0.01  # nats; activations are rounded differently (q8 vs f16)
 

@@ -30,7 +30,8 @@ def save_fit(name: str) -> None:
         store.save_fit(profile, model_id="smollm2-135m", method="bt", reward="sum", n_pairs=3,
                        names=NAMES, weights=[1.0 - 1.5 * i / (n - 1) for i in range(n)],
                        preference=[1.5 - 3 * i / (n - 1) for i in range(n)],
-                       sign_stability=[0.6] + [1.0] * (n - 1), regularization=10.0, length_weight=-0.01)
+                       sign_stability=[0.6] + [1.0] * (n - 1), regularization=10.0, length_weight=-0.01,
+                       style_weights={"exclamations": -0.5, "list items": 0.25, "numbers": 0.0})
 
 
 def test_create_import_list(cli):
@@ -82,7 +83,8 @@ def test_show_draws_every_attribute_most_preferred_first(cli):
     assert "█│" in bars[-1] and "│█" not in bars[-1] and bars[1].startswith("★  ")
     starred = [line[3:].split()[0] for line in bars if line.startswith("★")]
     assert starred == NAMES[:7]  # the largest |weight|
-    for fact in ("on 3 pairs", "method bt", "reward sum", "model smollm2-135m", "~ sign not stable", "prefers shorter answers"):
+    style = "style, read off the answers' text: fewer exclamation marks (-0.50), more bulleted or numbered list items (+0.25);"
+    for fact in ("on 3 pairs", "method bt", "reward sum", "model smollm2-135m", "~ sign not stable", "prefers shorter answers", style):
         assert fact in shown.out
     three = [line for line in cli("profile", "show", "alice", "--top", "3").out.splitlines() if "│" in line]
     assert sum(line.startswith("★") for line in three) == 3
@@ -96,7 +98,7 @@ def test_show_json(cli):
     fit = data["fit"]
     assert (fit["model_id"], fit["method"], fit["reward"], fit["n_pairs"], fit["top_k"], fit["regularization"]) == (
         "smollm2-135m", "bt", "sum", 3, 7, 10.0)
-    assert fit["stale"] is False
+    assert fit["stale"] is False and fit["style_weights"] == {"exclamations": -0.5, "list items": 0.25, "numbers": 0.0}
     cli("profile", "add-pair", "alice", "--prompt", "p", "--chosen", "c", "--rejected", "r", "--tie")
     assert json.loads(cli("profile", "show", "alice", "--json").out)["fit"]["stale"] is False  # ties are not fitted
     attributes = data["attributes"]

@@ -15,6 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from drift_local.cli.common import console, error_line, note
+from drift_local.drift.style import describe_style
 from drift_local.errors import DriftError
 from drift_local.sessions.chat import CHAT_SETTINGS, ChatSession
 from drift_local.sessions.decoder import Answer
@@ -109,8 +110,7 @@ def _banner(session: ChatSession, models) -> None:
     if session.decoder.llm_chat.uses_fallback:
         note("the model has no chat template; using a plain 'User:/Assistant:' format")
     if session.steering is not None:
-        weights = ", ".join(f"{n} {w:+.2f}" for n, w in zip(session.steering.names, session.steering.weights))
-        console.print(f"[dim]attributes: {escape(weights)}[/]")
+        console.print(f"[dim]steered by: {escape(session.steering.describe())}[/]")
     if session.system:
         console.print(f"[dim]system: {escape(session.system)}[/]", highlight=False)
     if session.state.history:
@@ -193,6 +193,9 @@ def _show_attributes(session: ChatSession) -> None:
     for name, weight, prompt in zip(session.steering.names, session.steering.weights, session.steering.prompts):
         table.add_row(escape(name), f"{weight:+.3f}", escape(prompt))
     console.print(table)
+    style = describe_style(session.steering.style())
+    if style:
+        console.print(f"style, read off the text: {escape(style)}")
 
 
 def _compare(session: ChatSession) -> None:
@@ -237,7 +240,7 @@ def _refit_news(session: ChatSession) -> None:
     if refit.error is not None:
         error_line(f"the refit failed ({refit.error}); the chat keeps its weights, and the profile is refitted when next used")
         return
-    weights = ", ".join(f"{n} {w:+.2f}" for n, w in zip(refit.steering.names, refit.steering.weights)) if refit.steering else "none"
+    weights = refit.steering.describe() if refit.steering else "none"
     console.print(f"[dim]refit ready; from the next answer the chat is steered by: {escape(weights)}[/]", highlight=False)
     if refit.notice:
         note(refit.notice)

@@ -53,7 +53,7 @@ def demo(
     texts = {"plain": Text(), "drift": Text()}
     table = Table(title=escape(prompt), expand=True)
     table.add_column("plain LLM", ratio=1)
-    table.add_column(escape("Drift: " + ", ".join(f"{n} {w:+.2f}" for n, w in zip(steering.names, steering.weights))), ratio=1)
+    table.add_column(escape("Drift: " + steering.describe()), ratio=1)
     table.add_row(texts["plain"], texts["drift"])
     with Live(table, console=console, refresh_per_second=8):
         for key, text in plain_and_steered(models, steering, settings, prompt, max_tokens):

@@ -45,6 +45,7 @@ def fit(
             "profile": profile, "method": record.method, "reward": record.reward, "model_id": record.model_id,
             "n_pairs": record.n_pairs, "scored_tokens": outcome.scored_tokens,
             "attributes": [{"name": n, "weight": w, "preference": p} for n, w, p in zip(record.names, record.weights, record.preference)],
+            "length_weight": record.length_weight, "style_weights": record.style_weights,
         })
         return
     ties = outcome.ties

@@ -9,6 +9,7 @@ from rich.markup import escape
 from rich.text import Text
 
 from drift_local.cli.common import console
+from drift_local.drift.style import describe_style
 from drift_local.store.store import FitRecord, Profile
 
 BAR_WIDTH = 16  # characters on each side of the centre line
@@ -40,6 +41,7 @@ def fit_report(profile: Profile, n_pairs: int, fit: FitRecord | None, k: int, st
         "top_k": min(k, len(fit.names)),
         "regularization": fit.regularization,
         "length_weight": fit.length_weight,
+        "style_weights": fit.style_weights,
         "stale": stale,
     }
     from drift_local.drift.approx import top_k
@@ -80,6 +82,9 @@ def print_fit_report(report: dict) -> None:
     if fit["length_weight"]:
         direction = "shorter" if fit["length_weight"] < 0 else "longer"
         console.print(f"answer length: prefers {direction} answers ({fit['length_weight']:+.4f} per token); decoding ends answers accordingly")
+    style = describe_style(fit["style_weights"])
+    if style:
+        console.print(f"style, read off the answers' text: {style}; decoding favours or avoids the tokens that write it", soft_wrap=True)
     if fit["stale"]:
         console.print(f"[yellow]pairs, attributes or the fit method changed since this fit; refit with: {refit}[/]")
 

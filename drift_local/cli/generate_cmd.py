@@ -56,6 +56,7 @@ def generate(
         "profile": profile,
         "conversation": run.conversation_id,
         "attributes": [{"name": n, "weight": float(w)} for n, w in zip(steering.names, steering.weights)] if steering else [],
+        "style": steering.style() if steering else {},
         "llm": str(run.models.llm.path),
         "slm": str(run.models.slm.path),
         "entropy_bits": {

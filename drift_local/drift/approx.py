@@ -11,14 +11,15 @@ pairs' reward differences (its gradient at p = 0 is ∝ W − L). `fit_bt`, the 
 that model with the strength chosen from the user's own pairs by cross-validation over
 prompts, on rewards centered per response (minus their mean over attributes: the shift
 any system prompt causes) and scaled per attribute, with the answer's length as one more
-feature. Its weights are calibrated: p(y_w ≻ y_l) = σ(w·(r_w − r_l) + c·(n_w − n_l)),
-in raw reward units, so decoding can use them as they are. `fit_logreg` is the paper's
+feature, and the answer's style read off its text (`drift.style`) as the rest. Its
+weights are calibrated: p(y_w ≻ y_l) = σ(w·(r_w − r_l) + c·(n_w − n_l) + v·(s_w − s_l)),
+in raw units, so decoding can use them as they are. `fit_logreg` is the paper's
 section 5 comparison. Everything here is pure numpy on already-scored rewards.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -31,6 +32,9 @@ _ADD_PAIRS_HINT = "add more pairs, ideally ones whose two responses differ clear
 # fallback when there is nothing to cross-validate on.
 REGULARIZATION_GRID = tuple(float(x) for x in np.logspace(-2, 3, 11))
 LENGTH_PENALTY = 0.01  # length's L2 strength relative to the attributes': one well-measured feature
+# The style features' L2 strength relative to the attributes', chosen by cross-validation
+# with the rest: they are counted exactly, but there are several, and a taste may be absent.
+STYLE_PENALTIES = (1.0, 0.1, 0.01)
 LENGTH_UNIT = 100.0  # the length feature counts hundreds of tokens, so it is on the rewards' scale
 MAX_FOLDS = 10  # cross-validation folds (groups of prompts)
 
@@ -44,26 +48,47 @@ class Pairs:
     win_tokens: np.ndarray  # (n,) response lengths in tokens
     lose_tokens: np.ndarray
     groups: np.ndarray  # (n,) the prompt each pair answers: pairs of one prompt share answers
+    win_style: np.ndarray  # (n, S) style rates of the chosen responses (`drift.style`); S may be 0
+    lose_style: np.ndarray
 
     @classmethod
-    def of(cls, win, lose, win_tokens=None, lose_tokens=None, groups=None) -> "Pairs":
+    def of(cls, win, lose, win_tokens=None, lose_tokens=None, groups=None, win_style=None, lose_style=None) -> "Pairs":
         win, lose = _checked_shapes(win, lose)
         n = len(win)
         tokens = lambda t: np.zeros(n) if t is None else np.asarray(t, dtype=np.float64).reshape(n)  # noqa: E731
         ids = np.arange(n) if groups is None else np.asarray(groups).reshape(n)
-        return cls(win, lose, tokens(win_tokens), tokens(lose_tokens), ids)
+        style = lambda s: np.zeros((n, 0)) if s is None else np.asarray(s, dtype=np.float64).reshape(n, -1)  # noqa: E731
+        win_style, lose_style = style(win_style), style(lose_style)
+        if win_style.shape != lose_style.shape:
+            raise DriftError(f"style shapes do not match: {win_style.shape} and {lose_style.shape}")
+        return cls(win, lose, tokens(win_tokens), tokens(lose_tokens), ids, win_style, lose_style)
 
     def __len__(self) -> int:
         return len(self.win)
 
     def subset(self, index) -> "Pairs":
-        return Pairs(self.win[index], self.lose[index], self.win_tokens[index], self.lose_tokens[index], self.groups[index])
+        return Pairs(
+            self.win[index], self.lose[index], self.win_tokens[index], self.lose_tokens[index], self.groups[index],
+            self.win_style[index], self.lose_style[index],
+        )
+
+    def swapped(self, flip: np.ndarray) -> "Pairs":
+        """The same pairs with chosen and rejected exchanged where `flip` is true."""
+        pick = lambda a, b: np.where(flip.reshape((-1,) + (1,) * (a.ndim - 1)), b, a)  # noqa: E731
+        return Pairs(
+            pick(self.win, self.lose), pick(self.lose, self.win), pick(self.win_tokens, self.lose_tokens),
+            pick(self.lose_tokens, self.win_tokens), self.groups, pick(self.win_style, self.lose_style),
+            pick(self.lose_style, self.win_style),
+        )
 
     def reward_gaps(self) -> np.ndarray:
         return self.win - self.lose
 
     def length_gaps(self) -> np.ndarray:
         return self.win_tokens - self.lose_tokens
+
+    def style_gaps(self) -> np.ndarray:
+        return self.win_style - self.lose_style
 
 
 @dataclass(frozen=True)
@@ -76,10 +101,15 @@ class Fit:
     method: str  # a key of FIT_METHODS
     length_weight: float = 0.0  # reward per token of answer length
     regularization: float | None = None  # the L2 strength chosen from the pairs
+    style_weights: np.ndarray | None = None  # (S,) reward per unit of each style rate; None: style not used
+    penalty: np.ndarray | None = None  # bt's relative L2 penalty per feature (inf: left out), for refits
 
     def margins(self, pairs: Pairs) -> np.ndarray:
         """Predicted reward gap of each pair, chosen minus rejected; > 0 means predicted right."""
-        return pairs.reward_gaps() @ self.weights + self.length_weight * pairs.length_gaps()
+        margins = pairs.reward_gaps() @ self.weights + self.length_weight * pairs.length_gaps()
+        if self.style_weights is not None and pairs.win_style.shape[1] == self.style_weights.size:
+            margins = margins + pairs.style_gaps() @ self.style_weights
+        return margins
 
 
 def reward_matrix(
@@ -123,28 +153,34 @@ def fit_paper(pairs: Pairs) -> Fit:
 
 
 def fit_bt(pairs: Pairs) -> Fit:
-    """Regularized Bradley–Terry on centered, scaled rewards and length, strength from the pairs.
+    """Regularized Bradley–Terry on centered, scaled rewards, length and style, strength from the pairs.
 
-    The features of a pair are its reward gaps minus their mean over attributes, and its
-    length gap; each is divided by its root mean square over the pairs. The L2 strength,
-    and whether length enters at all, are chosen by the held-out log-loss of
-    leave-prompts-out cross-validation, so the fit only trusts the data as far as the data
-    predicts new prompts. With too few prompts to cross-validate, the strongest
-    regularization is used: the direction of the closed form on these features.
+    The features of a pair are its reward gaps minus their mean over attributes, its
+    length gap and its style gaps; each is divided by its root mean square over the pairs.
+    The L2 strength, and whether length and style enter at all, are chosen by the held-out
+    log-loss of leave-prompts-out cross-validation, so the fit only trusts the data as far
+    as the data predicts new prompts. With too few prompts to cross-validate, the strongest
+    regularization on the attributes alone is used: the direction of the closed form.
     """
     _check_fittable(pairs)
     if _unit_vector(pairs.reward_gaps().sum(axis=0), _tolerance(pairs)) is None:
         raise _no_direction_error()
     features, scale = _bt_features(pairs)
-    penalties = _penalty_options(features.shape[1], uses_length=bool(np.any(pairs.length_gaps())))
-    strength, penalty = _choose_regularization(features, pairs.groups, penalties)
+    options = _penalty_options(pairs)
+    strength, penalty = _choose_regularization(features, pairs.groups, options)
+    return _bt_fit(pairs, features, scale, strength, penalty)
+
+
+def _bt_fit(pairs: Pairs, features: np.ndarray, scale: np.ndarray, strength: float, penalty: np.ndarray) -> Fit:
     coef = _bradley_terry(features, strength * penalty) / scale
     n_attributes = pairs.win.shape[1]
     attribute_coef = coef[:n_attributes]
     # w·(g − mean(g)) = (w − mean(w))·g: weights for the raw, uncentered reward gaps.
     weights = attribute_coef - attribute_coef.mean()
-    length_weight = float(coef[n_attributes]) / LENGTH_UNIT if penalty[-1] < np.inf else 0.0
-    return Fit(weights, pairs.reward_gaps().mean(axis=0), len(pairs), "bt", length_weight, strength)
+    length_weight = float(coef[n_attributes]) / LENGTH_UNIT
+    uses_style = pairs.win_style.shape[1] > 0 and bool(np.all(np.isfinite(penalty[n_attributes + 1 :])))
+    style_weights = coef[n_attributes + 1 :] if uses_style else None
+    return Fit(weights, pairs.reward_gaps().mean(axis=0), len(pairs), "bt", length_weight, strength, style_weights, penalty)
 
 
 def fit_logreg(pairs: Pairs, l2: float = 1.0, max_iter: int = 100) -> Fit:
@@ -260,34 +296,38 @@ def sign_stability(pairs: Pairs, fit: Fit, n_boot: int, rng: np.random.Generator
 
 
 def _refit(pairs: Pairs, fit: Fit) -> Fit:
-    if fit.method != "bt" or fit.regularization is None:
+    """The fit's own model (which features, what strength) on other pairs."""
+    if fit.method != "bt" or fit.regularization is None or fit.penalty is None:
         return fit_pairs(pairs, fit.method)
     features, scale = _bt_features(pairs)
-    penalty = _penalty_options(features.shape[1], uses_length=fit.length_weight != 0.0)[-1]
-    coef = _bradley_terry(features, fit.regularization * penalty) / scale
-    attribute_coef = coef[: pairs.win.shape[1]]
-    return replace(fit, weights=attribute_coef - attribute_coef.mean())
+    return _bt_fit(pairs, features, scale, fit.regularization, fit.penalty)
 
 
 def _bt_features(pairs: Pairs) -> tuple[np.ndarray, np.ndarray]:
-    """Centered reward gaps and the length gap, standardized; and the scale of each column."""
+    """Centered reward gaps, the length gap and the style gaps, standardized; and each column's scale."""
     gaps = pairs.reward_gaps()
     gaps = gaps - gaps.mean(axis=1, keepdims=True)
-    features = np.hstack([gaps, pairs.length_gaps()[:, None] / LENGTH_UNIT])
+    features = np.hstack([gaps, pairs.length_gaps()[:, None] / LENGTH_UNIT, pairs.style_gaps()])
     scale = np.sqrt(np.mean(features**2, axis=0))
     scale = np.where(scale > 0, scale, 1.0)
     return features / scale, scale
 
 
-def _penalty_options(n_features: int, uses_length: bool) -> list[np.ndarray]:
-    """Relative L2 penalties to choose from: without length (inf drops it), then with it."""
-    without = np.ones(n_features)
-    without[-1] = np.inf
-    if not uses_length:
-        return [without]
-    with_length = np.ones(n_features)
-    with_length[-1] = LENGTH_PENALTY
-    return [without, with_length]
+def _penalty(pairs: Pairs, uses_length: bool, style_penalty: float) -> np.ndarray:
+    """Relative L2 penalties of the features; inf leaves a feature out."""
+    n_attributes, n_style = pairs.win.shape[1], pairs.win_style.shape[1]
+    return np.concatenate([np.ones(n_attributes), [LENGTH_PENALTY if uses_length else np.inf], np.full(n_style, style_penalty)])
+
+
+def _penalty_options(pairs: Pairs) -> list[np.ndarray]:
+    """The models cross-validation chooses from: attributes alone, with length, with length and style."""
+    uses_length = bool(np.any(pairs.length_gaps()))
+    options = [_penalty(pairs, False, np.inf)]
+    if uses_length:
+        options.append(_penalty(pairs, True, np.inf))
+    if np.any(pairs.style_gaps()):
+        options += [_penalty(pairs, uses_length, style) for style in STYLE_PENALTIES]
+    return options
 
 
 def _choose_regularization(features: np.ndarray, groups: np.ndarray, penalties: list[np.ndarray]) -> tuple[float, np.ndarray]:

@@ -77,19 +77,22 @@ def drift_logits(
     decoding: Decoding,
     end_bias: float = 0.0,
     end_ids: tuple[int, ...] = (),
+    token_bias: np.ndarray | None = None,
 ) -> np.ndarray:
     """The steered logits, float32 of shape (V,); implausible tokens are −inf.
 
     `end_bias` is a reward for ending the answer now (a taste for shorter answers, > 0, or
     longer ones, < 0); it is added, divided by β like the rest, to the `end_ids` tokens.
-    With β = inf, or nothing to add, this is an exact copy of h_llm (no token masked), so
-    greedy Drift decoding then matches plain decoding token for token.
+    `token_bias` (V,) is a reward for writing each token (the style taste, `drift.style`),
+    also divided by β. With β = inf, or nothing to add, this is an exact copy of h_llm (no
+    token masked), so greedy Drift decoding then matches plain decoding token for token.
     """
     weights = np.asarray(weights, dtype=np.float64)
     if not np.all(np.isfinite(weights)):
         raise DriftError("attribute weights contain NaN or infinite values", hint="refit the profile")
     steered = np.array(h_llm, dtype=np.float32, copy=True)
-    if not decoding.steers or not (np.any(weights) or (end_bias and end_ids)):
+    has_bias = token_bias is not None and bool(np.any(token_bias))
+    if not decoding.steers or not (np.any(weights) or (end_bias and end_ids) or has_bias):
         return steered
     h_attr = np.asarray(h_attr, dtype=np.float32)
     shapes_match = steered.ndim == 1 and np.shape(h_base) == steered.shape
@@ -101,6 +104,10 @@ def drift_logits(
     term = steering_term(h_attr, h_base, weights, decoding.beta)
     if end_bias and end_ids:
         term[list(end_ids)] += np.float32(end_bias / decoding.beta)
+    if has_bias:
+        if np.shape(token_bias) != steered.shape:
+            raise DriftError(f"token bias shape {np.shape(token_bias)} does not match the logits {steered.shape}")
+        term += np.asarray(token_bias, dtype=np.float32) / np.float32(decoding.beta)
     keep = plausible(steered, decoding.plausibility, end_ids)
     if keep is None:
         steered += np.float32(kl_scale(steered, term, decoding.kl_budget)) * term

@@ -10,6 +10,7 @@ answers at once, each with its own steering: one `llama_decode` a step advances 
 from __future__ import annotations
 
 import codecs
+import functools
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Iterator, Sequence
@@ -18,8 +19,10 @@ import numpy as np
 
 from drift_local.drift.sampling import Sampler, entropy_bits, log_softmax
 from drift_local.drift.steering import Decoding, drift_logits
+from drift_local.drift.style import STYLE_NAMES, TokenClasses, describe_style, style_bias, token_classes
 from drift_local.engine.template import ChatFormat, Message
 from drift_local.engine.context import Context, ContextSettings, PromptTooLong
+from drift_local.engine.model import Model
 from drift_local.errors import DriftError
 from drift_local.sessions.runtime import Models
 
@@ -33,14 +36,30 @@ class Steering:
     prompts: tuple[str, ...]
     weights: np.ndarray
     end_bias: float = 0.0  # reward for ending the answer now: > 0 for a taste for shorter answers
+    style_weights: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (S,) per drift.style feature
+    answer_tokens: float = 0.0  # the fitted answers' mean length: turns style rates into per-token rewards
 
     @property
     def k(self) -> int:
         return len(self.names)
 
     @property
+    def styled(self) -> bool:
+        return bool(np.any(self.style_weights))
+
+    def style(self) -> dict[str, float]:
+        """The non-zero style weights by feature name."""
+        return {name: float(w) for name, w in zip(STYLE_NAMES, self.style_weights) if w}
+
+    def describe(self) -> str:
+        """'formal +0.12, humor -0.05, fewer exclamation marks (-0.50)': what steers, for a person."""
+        parts = [f"{n} {w:+.2f}" for n, w in zip(self.names, self.weights)]
+        style = describe_style(self.style())
+        return ", ".join(parts + ([style] if style else [])) or "nothing"
+
+    @property
     def active(self) -> bool:
-        return self.k > 0 or self.end_bias != 0.0
+        return self.k > 0 or self.end_bias != 0.0 or self.styled
 
 
 @dataclass
@@ -84,6 +103,12 @@ class Request:
         return self.steering is not None and self.steering.active and self.decoding.steers
 
 
+@functools.cache
+def _token_classes(llm: Model, n_vocab: int) -> TokenClasses:
+    """Which LLM tokens write each style feature: built once a model (~0.5 s for 49k tokens)."""
+    return token_classes([llm.token_bytes(i).decode("utf-8", errors="replace") for i in range(n_vocab)])
+
+
 class _Roles:
     """The chat formats and contexts of the LLM and sLM roles (one context when they are one file)."""
 
@@ -92,6 +117,10 @@ class _Roles:
         self.llm_system = llm_system
         self.llm_chat = ChatFormat(models.llm)
         self.slm_chat = self.llm_chat if models.shared else ChatFormat(models.slm)
+
+    @property
+    def token_classes(self) -> TokenClasses:
+        return _token_classes(self.models.llm, self.models.n_vocab)
 
     def prompts(self, conversation: Sequence[Message], steering: Steering | None) -> dict[str, list[int]]:
         """Token lists of every sequence: 'llm', then (when steering) 'base' and each attribute.
@@ -124,6 +153,8 @@ class _Run:
         request.answer.prompt_tokens = len(self.prompts["llm"])
         self.model = roles.models.llm
         self.n_vocab = roles.models.n_vocab
+        styled = self.steering is not None and self.steering.styled
+        self.token_classes = roles.token_classes if styled else None
         self.utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.seqs: dict[str, tuple[Context, int]] = {}  # sequence name -> (context, seq id)
 
@@ -155,7 +186,7 @@ class _Run:
             h_attr = np.stack([rows[name][:n_vocab] for name in self.steering.names]) if self.steering.k else np.empty((0, n_vocab), np.float32)
             logits = drift_logits(
                 h_llm, h_attr, rows["base"][:n_vocab], self.steering.weights, request.decoding,
-                self.steering.end_bias, self.model.end_of_generation_ids,
+                self.steering.end_bias, self.model.end_of_generation_ids, self._style_bias(),
             )
         else:
             logits = h_llm
@@ -174,6 +205,16 @@ class _Run:
         answer.tokens.append(token)
         answer.text += step.text
         return step
+
+
+    def _style_bias(self) -> np.ndarray | None:
+        if self.token_classes is None:
+            return None
+        text = self.answer.text
+        return style_bias(
+            self.steering.style_weights, self.token_classes, self.steering.answer_tokens,
+            at_line_start=not text.strip(" \t") or text.rstrip(" \t").endswith("\n"),
+        )
 
 
 def _decode(runs: Sequence[_Run]) -> list[dict[str, np.ndarray]]:

@@ -9,6 +9,7 @@ import numpy as np
 
 from drift_local.config import Settings
 from drift_local.drift.approx import DEFAULT_METHOD, Fit, Pairs, fit_pairs, sign_stability, top_k
+from drift_local.drift.style import STYLE_NAMES
 from drift_local.engine.context import ContextSettings
 from drift_local.engine.model import Model
 from drift_local.errors import DriftError, Interrupted
@@ -59,6 +60,7 @@ def save_fit(
         length_weight=fit.length_weight,
         answer_tokens=float(np.mean(np.concatenate([pairs.win_tokens, pairs.lose_tokens]))),
         n_left_out=n_left_out,
+        style_weights=None if fit.style_weights is None else dict(zip(STYLE_NAMES, fit.style_weights.tolist())),
     )
     return next(r for r in store.fit_history(profile, limit=5) if r.id == record_id)
 
@@ -134,12 +136,15 @@ def steering_from_fit(record: FitRecord, store: Store, profile: Profile, k: int,
     if weight_scale == "unit" and np.any(weights):
         weights = weights / np.linalg.norm(weights)
     chosen = [i for i in top_k(weights, k) if record.names[i] in prompts]
+    style = record.style_weights or {}
     return Steering(
         base=store.active_attributes(profile).base,
         names=tuple(record.names[i] for i in chosen),
         prompts=tuple(prompts[record.names[i]] for i in chosen),
         weights=weights[chosen],
         end_bias=end_bias(record.length_weight, record.answer_tokens),
+        style_weights=np.array([style.get(name, 0.0) for name in STYLE_NAMES]),
+        answer_tokens=record.answer_tokens,
     )
 
 

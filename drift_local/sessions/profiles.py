@@ -184,6 +184,10 @@ def _is_fit(fit) -> bool:
         and (fit.get("sign_stability") is None or numbers(fit["sign_stability"]))
         and (fit.get("regularization") is None or numbers([fit["regularization"]]))
         and numbers([fit.get("length_weight", 0.0), fit.get("answer_tokens", 0.0)])
+        and (fit.get("style_weights") is None or (
+            isinstance(fit["style_weights"], dict) and all(isinstance(k, str) for k in fit["style_weights"])
+            and numbers(list(fit["style_weights"].values()))
+        ))
     )
 
 
@@ -210,6 +214,7 @@ def _apply_extras(store: Store, profile: Profile, extras: dict, outcome: ImportO
                 profile, model_id=fit["model_id"], method=fit["method"], reward=fit["reward"], n_pairs=fit["n_pairs"],
                 names=fit["names"], weights=fit["weights"], preference=fit["preference"],
                 sign_stability=fit.get("sign_stability"), regularization=fit.get("regularization"),
-                length_weight=fit.get("length_weight", 0.0), answer_tokens=fit.get("answer_tokens", 0.0), created=fit["created"],
+                length_weight=fit.get("length_weight", 0.0), answer_tokens=fit.get("answer_tokens", 0.0),
+                style_weights=fit.get("style_weights"), created=fit["created"],
             )
             outcome.fits += 1

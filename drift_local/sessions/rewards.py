@@ -13,6 +13,7 @@ import numpy as np
 
 from drift_local.attributes import AttributeSet
 from drift_local.drift.approx import Pairs, reward_matrix
+from drift_local.drift.style import style_rates
 from drift_local.engine.template import ChatFormat
 from drift_local.engine.context import Context, ContextSettings
 from drift_local.engine.model import Model
@@ -124,16 +125,16 @@ class RewardCache:
         if not pairs:
             return Pairs.of(np.zeros((0, len(attributes.prompts))), np.zeros((0, len(attributes.prompts))))
 
-        def side(pick: Callable[[Pair], str]) -> tuple[np.ndarray, np.ndarray]:
+        def side(pick: Callable[[Pair], str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             logp = np.array([[cached[(s, p.prompt, pick(p))][0] for s in systems] for p in pairs])
             tokens = np.array([cached[(attributes.base, p.prompt, pick(p))][1] for p in pairs])
-            return reward_matrix(logp[:, 1:], logp[:, 0], tokens, mode), tokens
+            return reward_matrix(logp[:, 1:], logp[:, 0], tokens, mode), tokens, style_rates([pick(p) for p in pairs], tokens)
 
-        win, win_tokens = side(lambda p: p.chosen)
-        lose, lose_tokens = side(lambda p: p.rejected)
+        win, win_tokens, win_style = side(lambda p: p.chosen)
+        lose, lose_tokens, lose_style = side(lambda p: p.rejected)
         prompt_ids: dict[str, int] = {}
         groups = np.array([prompt_ids.setdefault(p.prompt, len(prompt_ids)) for p in pairs])
-        return Pairs.of(win, lose, win_tokens, lose_tokens, groups)
+        return Pairs.of(win, lose, win_tokens, lose_tokens, groups, win_style, lose_style)
 
 
 def _keys(pairs: Sequence[Pair], attributes: AttributeSet) -> list[tuple[str, str, str]]:

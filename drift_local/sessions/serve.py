@@ -385,6 +385,7 @@ class ServeSession:
             "drift": steering is not None,
             "beta": request.decoding.beta,
             "attributes": [{"name": n, "weight": float(w)} for n, w in zip(steering.names, steering.weights)] if steering else [],
+            "style": steering.style() if steering else {},
             "stop": "stop" if job.stopped else request.answer.stop,
             "finish_reason": finish,
             "tokens": len(request.answer.tokens),

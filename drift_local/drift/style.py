@@ -1,0 +1,122 @@
+"""Style read off the answer's text: a taste the sLM's attribute rewards cannot carry.
+
+A small model's log-probabilities barely move for "use no contractions" or "add
+exclamation marks" (measured: README, "How well it works"), yet such surface style is a
+large part of what people prefer (LMSYS's style control fits Bradley–Terry with length
+and markdown counts for the same reason). Each feature here is how often something occurs
+per 100 answer tokens, counted in the text; the fit learns a reward per unit, and decoding
+turns that reward into a logit bias on the tokens that write it (`token_classes`), the way
+a taste for length acts through the end-of-answer token. Pure Python and numpy, no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+RATE_UNIT = 100.0  # features count occurrences per this many answer tokens
+
+# Hedges after Hyland's (2005) list of epistemic hedges, one-word forms only.
+HEDGES = frozenset(
+    "almost apparently appear appears approximately arguably assume broadly could essentially fairly "
+    "frequently generally largely likely mainly may maybe might mostly often perhaps plausibly possible possibly "
+    "presumably probably quite rather relatively roughly seem seems seemingly sometimes somewhat suggest suggests "
+    "tend tends typically unlikely usually".split()
+)
+FIRST_PERSON = frozenset(("I", "me", "my", "mine", "myself", "Me", "My", "Mine", "Myself"))
+_APOSTROPHES = "'’"
+_LIST_MARKER = re.compile(r"^(?:[-*•]|\d{1,2}[.)])$")
+
+
+@dataclass(frozen=True)
+class StyleFeature:
+    name: str
+    more: str  # what a positive weight means, as `profile show` says it
+    count: Callable[[str], int]  # occurrences in an answer's text
+    writes: Callable[[str], bool]  # whether a token's text writes one (at any position)
+    at_line_start: bool = False  # the token writes one only as the first thing on a line
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[\w'’]+", text)
+
+
+STYLE_FEATURES: tuple[StyleFeature, ...] = (
+    StyleFeature("exclamations", "more exclamation marks", lambda t: t.count("!"), lambda p: "!" in p),
+    StyleFeature("questions", "more questions", lambda t: t.count("?"), lambda p: "?" in p),
+    StyleFeature(
+        "list items", "more bulleted or numbered list items",
+        lambda t: len(re.findall(r"^[ \t]*(?:[-*•]|\d{1,2}[.)])[ \t]+\S", t, re.MULTILINE)),
+        lambda p: bool(_LIST_MARKER.match(p.strip(" \t"))), at_line_start=True,
+    ),
+    StyleFeature("numbers", "more numbers", lambda t: len(re.findall(r"\d+", t)), lambda p: any(c.isdigit() for c in p)),
+    StyleFeature(
+        "contractions", "more contractions (don't, it's)",
+        lambda t: len(re.findall(r"\w[" + _APOSTROPHES + r"]\w", t)), lambda p: any(a in p for a in _APOSTROPHES),
+    ),
+    StyleFeature(
+        "first person", "more first-person words (I, me, my)",
+        lambda t: sum(w in FIRST_PERSON or re.split("[" + _APOSTROPHES + "]", w)[0] == "I" for w in _words(t)), lambda p: p.strip() in FIRST_PERSON,
+    ),
+    StyleFeature(
+        "hedges", "more hedging words (perhaps, usually)",
+        lambda t: sum(w.lower() in HEDGES for w in _words(t)), lambda p: p.strip().lower() in HEDGES,
+    ),
+)
+STYLE_NAMES = tuple(f.name for f in STYLE_FEATURES)
+
+
+def describe_style(weights: dict[str, float] | None) -> str:
+    """'fewer exclamation marks (-0.52), more list items (+0.20)': the non-zero weights, largest first."""
+    meaning = {f.name: f.more for f in STYLE_FEATURES}
+    shown = sorted(((n, w) for n, w in (weights or {}).items() if w and n in meaning), key=lambda item: -abs(item[1]))
+    return ", ".join(f"{meaning[n] if w > 0 else meaning[n].replace('more ', 'fewer ', 1)} ({w:+.2f})" for n, w in shown)
+
+
+def style_rates(texts: Sequence[str], n_tokens: Sequence[float]) -> np.ndarray:
+    """(n, S): each feature's occurrences per RATE_UNIT answer tokens (0 for an empty answer)."""
+    counts = np.array([[f.count(text) for f in STYLE_FEATURES] for text in texts], dtype=np.float64).reshape(len(texts), len(STYLE_FEATURES))
+    tokens = np.asarray(n_tokens, dtype=np.float64).reshape(len(texts), 1)
+    return np.where(tokens > 0, RATE_UNIT * counts / np.where(tokens > 0, tokens, 1.0), 0.0)
+
+
+@dataclass(frozen=True)
+class TokenClasses:
+    """Which tokens write each feature: anywhere, and only at the start of a line."""
+
+    anywhere: np.ndarray  # (S, V) bool
+    line_start: np.ndarray  # (S, V) bool
+
+
+def token_classes(pieces: Sequence[str]) -> TokenClasses:
+    """Each token's text (`pieces[i]`, as the tokenizer writes token i alone), classified."""
+    anywhere = np.zeros((len(STYLE_FEATURES), len(pieces)), dtype=bool)
+    line_start = np.zeros_like(anywhere)
+    for j, feature in enumerate(STYLE_FEATURES):
+        for i, piece in enumerate(pieces):
+            if feature.at_line_start:
+                # A token that starts a new line itself ("\n-") writes a marker wherever it falls.
+                head, newline, tail = piece.rpartition("\n")
+                if newline and feature.writes(tail):
+                    anywhere[j, i] = True
+                elif not newline and feature.writes(piece):
+                    line_start[j, i] = True
+            elif feature.writes(piece):
+                anywhere[j, i] = True
+    return TokenClasses(anywhere, line_start)
+
+
+def style_bias(weights: np.ndarray, classes: TokenClasses, answer_tokens: float, at_line_start: bool) -> np.ndarray:
+    """The logit bias (V,) that a reward of `weights[j]` per unit of feature j puts on its tokens.
+
+    One more occurrence in an answer of about `answer_tokens` tokens raises its rate by
+    RATE_UNIT / answer_tokens, so that is the reward of writing the token now.
+    """
+    per_token = np.asarray(weights, dtype=np.float64) * RATE_UNIT / max(float(answer_tokens), 1.0)
+    bias = per_token @ classes.anywhere
+    if at_line_start:
+        bias = bias + per_token @ classes.line_start
+    return bias.astype(np.float32)

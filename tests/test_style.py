@@ -1,0 +1,73 @@
+"""The style read off an answer's text: its counts, its tokens, its fit and its logit bias (pure numpy)."""
+
+import math
+
+import numpy as np
+
+from drift_local.drift.approx import Pairs, accuracy, fit_bt, sign_stability
+from drift_local.drift.steering import Decoding, drift_logits
+from drift_local.drift.style import RATE_UNIT, STYLE_NAMES, style_bias, style_rates, token_classes
+
+
+def _rates(text: str, tokens: float = 100.0) -> dict[str, float]:
+    return dict(zip(STYLE_NAMES, style_rates([text], [tokens])[0]))
+
+
+def test_style_rates_count_each_feature_per_100_tokens():
+    text = "I think it's great! Don't you? Maybe.\n- one\n- two\n3. three, in 2024 and 12 more"
+    rates = _rates(text, tokens=50.0)
+    assert rates == {
+        "exclamations": 2.0, "questions": 2.0, "list items": 6.0, "numbers": 6.0,
+        "contractions": 4.0, "first person": 2.0, "hedges": 2.0,
+    }
+    assert _rates("A hyphen - mid-line, my friend.")["list items"] == 0.0  # only at a line's start
+    assert _rates("I'm sure I’ve seen it.")["first person"] == 2.0
+    assert not style_rates(["Hi!"], [0]).any()  # an empty (unscored) answer has no rates
+
+
+def test_token_classes_know_which_tokens_write_a_feature():
+    pieces = ["!", " hello", "?!", "-", "\n-", " -", "7", " might", " Might", " mighty", " I", "'s", " my", "\n"]
+    classes = token_classes(pieces)
+    anywhere = {name: {pieces[i] for i in np.flatnonzero(row)} for name, row in zip(STYLE_NAMES, classes.anywhere)}
+    line_start = {name: {pieces[i] for i in np.flatnonzero(row)} for name, row in zip(STYLE_NAMES, classes.line_start)}
+    assert anywhere["exclamations"] == {"!", "?!"} and anywhere["questions"] == {"?!"}
+    assert anywhere["list items"] == {"\n-"} and line_start["list items"] == {"-", " -"}
+    assert anywhere["numbers"] == {"7"} and anywhere["hedges"] == {" might", " Might"}
+    assert anywhere["first person"] == {" I", " my"} and anywhere["contractions"] == {"'s"}
+
+
+def test_style_bias_rewards_each_occurrence_by_its_share_of_an_answer():
+    pieces = ["!", "-", " the"]
+    classes = token_classes(pieces)
+    weights = np.zeros(len(STYLE_NAMES))
+    weights[STYLE_NAMES.index("exclamations")] = -2.0
+    weights[STYLE_NAMES.index("list items")] = 1.0
+    mid_line = style_bias(weights, classes, answer_tokens=200.0, at_line_start=False)
+    np.testing.assert_allclose(mid_line, [-2.0 * RATE_UNIT / 200.0, 0.0, 0.0])
+    np.testing.assert_allclose(style_bias(weights, classes, 200.0, at_line_start=True), [-1.0, 0.5, 0.0])
+    h_llm = np.array([0.0, -1.0, -0.5], dtype=np.float32)
+    steered = drift_logits(h_llm, np.zeros((0, 3)), np.zeros(3), np.zeros(0), Decoding(0.5), token_bias=mid_line)
+    np.testing.assert_allclose(steered, h_llm + mid_line / 0.5)
+    plain = drift_logits(h_llm, np.zeros((0, 3)), np.zeros(3), np.zeros(0), Decoding(math.inf), token_bias=mid_line)
+    assert plain.tobytes() == h_llm.tobytes()
+
+
+def test_fit_bt_learns_a_style_taste_the_attribute_rewards_do_not_carry():
+    rng = np.random.default_rng(7)
+    n = 160
+    first, second = rng.normal(size=(2, n, 6))  # attribute rewards: noise
+    first_style, second_style = rng.exponential(1.0, size=(2, n, len(STYLE_NAMES)))
+    first_tokens, second_tokens = rng.integers(50, 250, size=(2, n)).astype(float)
+    exclaim = STYLE_NAMES.index("exclamations")
+    first_wins = first_style[:, exclaim] < second_style[:, exclaim]  # this user avoids exclamation marks
+    as_given = Pairs.of(first, second, first_tokens, second_tokens, np.arange(n) // 4, first_style, second_style)
+    pairs = as_given.swapped(~first_wins)
+    fit = fit_bt(pairs)
+    assert fit.style_weights is not None and fit.style_weights[exclaim] < 0
+    assert np.argmax(np.abs(fit.style_weights)) == exclaim
+    assert accuracy(fit, pairs) > 0.9
+    assert np.all(np.abs(fit.weights) < np.abs(fit.style_weights[exclaim]))
+    assert sign_stability(pairs, fit, 20, np.random.default_rng(0)).shape == (6,)
+    # Without style columns the fit is the attributes-and-length model it always was.
+    plain = fit_bt(Pairs.of(pairs.win, pairs.lose, pairs.win_tokens, pairs.lose_tokens, pairs.groups))
+    assert plain.style_weights is None and accuracy(plain, pairs) < 0.75
