@@ -83,7 +83,7 @@ def test_show_draws_every_attribute_most_preferred_first(cli):
     assert "█│" in bars[-1] and "│█" not in bars[-1] and bars[1].startswith("★  ")
     starred = [line[3:].split()[0] for line in bars if line.startswith("★")]
     assert starred == NAMES[:7]  # the largest |weight|
-    style = "style, read off the answers' text: fewer exclamation marks (-0.50), more bulleted or numbered list items (+0.25);"
+    style = "style, read off the answers' text: fewer exclamation marks -0.50, more bulleted or numbered list items +0.25;"
     for fact in ("on 3 pairs", "method bt", "reward sum", "model smollm2-135m", "~ sign not stable", "prefers shorter answers", style):
         assert fact in shown.out
     three = [line for line in cli("profile", "show", "alice", "--top", "3").out.splitlines() if "│" in line]

@@ -107,7 +107,7 @@ class Fit:
     def margins(self, pairs: Pairs) -> np.ndarray:
         """Predicted reward gap of each pair, chosen minus rejected; > 0 means predicted right."""
         margins = pairs.reward_gaps() @ self.weights + self.length_weight * pairs.length_gaps()
-        if self.style_weights is not None and pairs.win_style.shape[1] == self.style_weights.size:
+        if self.style_weights is not None:
             margins = margins + pairs.style_gaps() @ self.style_weights
         return margins
 
@@ -209,7 +209,7 @@ def fit_logreg(pairs: Pairs, l2: float = 1.0, max_iter: int = 100) -> Fit:
 FIT_METHODS = {"bt": fit_bt, "paper": fit_paper, "logreg": fit_logreg}
 DEFAULT_METHOD = "bt"
 METHOD_HELP = {
-    "bt": "regularized Bradley–Terry on centered, scaled rewards and length, strength chosen from your pairs (default)",
+    "bt": "regularized Bradley–Terry on centered, scaled rewards, length and style, strength chosen from your pairs (default)",
     "paper": "the paper's closed form p = (W−L)/‖W−L‖",
     "logreg": "logistic regression with absolute labels (the paper's section 5 comparison)",
 }

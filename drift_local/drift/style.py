@@ -70,10 +70,10 @@ STYLE_NAMES = tuple(f.name for f in STYLE_FEATURES)
 
 
 def describe_style(weights: dict[str, float] | None) -> str:
-    """'fewer exclamation marks (-0.52), more list items (+0.20)': the non-zero weights, largest first."""
+    """'fewer exclamation marks -0.52, more list items +0.20': the non-zero weights, largest first."""
     meaning = {f.name: f.more for f in STYLE_FEATURES}
     shown = sorted(((n, w) for n, w in (weights or {}).items() if w and n in meaning), key=lambda item: -abs(item[1]))
-    return ", ".join(f"{meaning[n] if w > 0 else meaning[n].replace('more ', 'fewer ', 1)} ({w:+.2f})" for n, w in shown)
+    return ", ".join(f"{meaning[n] if w > 0 else meaning[n].replace('more ', 'fewer ', 1)} {w:+.2f}" for n, w in shown)
 
 
 def style_rates(texts: Sequence[str], n_tokens: Sequence[float]) -> np.ndarray:

@@ -52,7 +52,7 @@ class Steering:
         return {name: float(w) for name, w in zip(STYLE_NAMES, self.style_weights) if w}
 
     def describe(self) -> str:
-        """'formal +0.12, humor -0.05, fewer exclamation marks (-0.50)': what steers, for a person."""
+        """'formal +0.12, humor -0.05, fewer exclamation marks -0.50': what steers, for a person."""
         parts = [f"{n} {w:+.2f}" for n, w in zip(self.names, self.weights)]
         style = describe_style(self.style())
         return ", ".join(parts + ([style] if style else [])) or "nothing"

@@ -129,7 +129,7 @@ def steering_from_fit(record: FitRecord, store: Store, profile: Profile, k: int,
     """The top-k attributes of a fit by |weight|, with their prompts as the profile defines them.
 
     `weight_scale` "unit" uses the weights at the paper's scale, p = w/‖w‖ over all attributes
-    (β alone then sets the strength); "fitted" as fitted. The length taste keeps its fitted scale.
+    (β alone then sets the strength); "fitted" as fitted. The length and style tastes keep their fitted scale.
     """
     prompts = {a.name: a.prompt for a in store.profile_attributes(profile)}
     weights = np.asarray(record.weights, dtype=np.float64)
