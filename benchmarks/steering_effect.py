@@ -22,6 +22,7 @@ import argparse
 import json
 import math
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +45,7 @@ def main() -> None:
     parser.add_argument("--kl-budget", type=float, default=None, help="nats a token (default: the default)")
     parser.add_argument("--temperature", type=float, default=None)
     parser.add_argument("--top-p", type=float, default=None)
+    parser.add_argument("--repeat-penalty", type=float, default=None, help="(default: the default; 1 is off)")
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0, help="pairs drawn and answers sampled with this seed")
     parser.add_argument("--out", default=None, help="write every answer and verdict here (JSON)")
@@ -71,10 +73,8 @@ def main() -> None:
     configs = [(k, scale, beta) for k in ks for scale in scales for beta in betas]
     alpha = settings.plausibility if args.plausibility is None else args.plausibility
     budget = settings.kl_budget if args.kl_budget is None else args.kl_budget
-    sampling = SamplerSettings(
-        temperature=settings.temperature if args.temperature is None else args.temperature,
-        top_p=settings.top_p if args.top_p is None else args.top_p,
-    )
+    overrides = {"temperature": args.temperature, "top_p": args.top_p, "repeat_penalty": args.repeat_penalty}
+    sampling = replace(settings.sampler(), **{k: v for k, v in overrides.items() if v is not None})
     users = list(SIMULATED_USERS) if args.users == "all" else args.users.split(",")
     prompts = read_prompts(args.prompts)[: args.first_prompts]
     candidates = json.loads(Path(args.candidates).read_text())[: args.first_candidates]
@@ -190,7 +190,7 @@ def print_table(summary, users, configs, threshold, plain_logprobs, method, alph
     from drift_local.sessions.simulated_users import DEV_USERS
 
     print(f"\nsteering effect: {args.pairs} pairs a user, {method} fit, α {alpha:g}, KL budget {budget:g}, "
-          f"temperature {sampling.temperature:g}, top-p {sampling.top_p:g}, seed {args.seed}, {seconds:.0f} s")
+          f"temperature {sampling.temperature:g}, top-p {sampling.top_p:g}, repeat penalty {sampling.repeat_penalty:g}, seed {args.seed}, {seconds:.0f} s")
     print(f"fluent = mean log-prob under the plain LLM ≥ {threshold:.2f} nats/token (10th percentile of plain answers; "
           f"median {np.median(plain_logprobs):.2f}) and not degenerate")
     print("win rate: (wins + ties/2) / prompts; a Drift answer that is not fluent counts as a loss; "

@@ -29,9 +29,10 @@ def steering(weights) -> Steering:
     return Steering("You are an AI assistant.", names, prompts, np.asarray(weights, dtype=np.float64))
 
 
-def greedy(decoder, steer, beta=0.5, max_tokens=24) -> Answer:
+def greedy(decoder, steer, beta=0.5, max_tokens=24, conversation=CONVERSATION, plausibility=0.0) -> Answer:
     answer = Answer()
-    for _ in decoder.stream(CONVERSATION, steer, decoding=Decoding(beta), sampler=Sampler(SamplerSettings(greedy=True)), max_tokens=max_tokens, answer=answer):
+    decoding = Decoding(beta, plausibility=plausibility)
+    for _ in decoder.stream(conversation, steer, decoding=decoding, sampler=Sampler(SamplerSettings(greedy=True)), max_tokens=max_tokens, answer=answer):
         pass
     return answer
 
@@ -150,13 +151,7 @@ def test_a_style_taste_steers_through_the_tokens_that_write_it(embedded_gguf):
     weights[STYLE_NAMES.index("exclamations")] = -5.0
     calm = Steering("You are an AI assistant.", (), (), np.zeros(0), style_weights=weights, answer_tokens=150.0)
 
-    def answer(steer) -> str:
-        out = Answer()
-        for _ in decoder.stream(wish, steer, decoding=Decoding(0.5, plausibility=0.1), sampler=Sampler(SamplerSettings(greedy=True)), max_tokens=24, answer=out):
-            pass
-        return out.text
-
-    plain = answer(None)
+    plain = greedy(decoder, None, conversation=wish, plausibility=0.1).text
     assert "!" in plain
-    steered = answer(calm)
+    steered = greedy(decoder, calm, conversation=wish, plausibility=0.1).text
     assert "!" not in steered and steered.split()[:3] == plain.split()[:3]

@@ -71,3 +71,16 @@ def test_fit_bt_learns_a_style_taste_the_attribute_rewards_do_not_carry():
     # Without style columns the fit is the attributes-and-length model it always was.
     plain = fit_bt(Pairs.of(pairs.win, pairs.lose, pairs.win_tokens, pairs.lose_tokens, pairs.groups))
     assert plain.style_weights is None and accuracy(plain, pairs) < 0.75
+
+
+def test_an_absurd_imported_style_weight_is_a_clear_error_not_nan_logits():
+    import pytest
+
+    from drift_local.errors import DriftError
+
+    classes = token_classes(["!", " the"])
+    weights = np.zeros(len(STYLE_NAMES))
+    weights[STYLE_NAMES.index("exclamations")] = 1e300
+    bias = style_bias(weights, classes, 200.0, at_line_start=False)  # float32: inf
+    with pytest.raises(DriftError, match="refit the profile"):
+        drift_logits(np.zeros(2, np.float32), np.zeros((0, 2)), np.zeros(2), np.zeros(0), Decoding(0.5), token_bias=bias)

@@ -108,6 +108,8 @@ def drift_logits(
         if np.shape(token_bias) != steered.shape:
             raise DriftError(f"token bias shape {np.shape(token_bias)} does not match the logits {steered.shape}")
         term += np.asarray(token_bias, dtype=np.float32) / np.float32(decoding.beta)
+    if not np.all(np.isfinite(term)):  # an imported fit's length or style weight can be absurd
+        raise DriftError("the profile's length or style weights overflow the logits", "refit the profile: drift-local fit --profile NAME")
     keep = plausible(steered, decoding.plausibility, end_ids)
     if keep is None:
         steered += np.float32(kl_scale(steered, term, decoding.kl_budget)) * term

@@ -119,4 +119,5 @@ def style_bias(weights: np.ndarray, classes: TokenClasses, answer_tokens: float,
     bias = per_token @ classes.anywhere
     if at_line_start:
         bias = bias + per_token @ classes.line_start
-    return bias.astype(np.float32)
+    with np.errstate(over="ignore"):  # an absurd weight becomes inf, which drift_logits reports
+        return bias.astype(np.float32)
