@@ -46,6 +46,7 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=None)
     parser.add_argument("--top-p", type=float, default=None)
     parser.add_argument("--repeat-penalty", type=float, default=None, help="(default: the default; 1 is off)")
+    parser.add_argument("--no-repeat-ngram", type=int, default=None, help="(default: the default; 0 is off)")
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0, help="pairs drawn and answers sampled with this seed")
     parser.add_argument("--out", default=None, help="write every answer and verdict here (JSON)")
@@ -73,7 +74,7 @@ def main() -> None:
     configs = [(k, scale, beta) for k in ks for scale in scales for beta in betas]
     alpha = settings.plausibility if args.plausibility is None else args.plausibility
     budget = settings.kl_budget if args.kl_budget is None else args.kl_budget
-    overrides = {"temperature": args.temperature, "top_p": args.top_p, "repeat_penalty": args.repeat_penalty}
+    overrides = {"temperature": args.temperature, "top_p": args.top_p, "repeat_penalty": args.repeat_penalty, "no_repeat_ngram": args.no_repeat_ngram}
     sampling = replace(settings.sampler(), **{k: v for k, v in overrides.items() if v is not None})
     users = list(SIMULATED_USERS) if args.users == "all" else args.users.split(",")
     prompts = read_prompts(args.prompts)[: args.first_prompts]
@@ -190,7 +191,7 @@ def print_table(summary, users, configs, threshold, plain_logprobs, method, alph
     from drift_local.sessions.simulated_users import DEV_USERS
 
     print(f"\nsteering effect: {args.pairs} pairs a user, {method} fit, α {alpha:g}, KL budget {budget:g}, "
-          f"temperature {sampling.temperature:g}, top-p {sampling.top_p:g}, repeat penalty {sampling.repeat_penalty:g}, seed {args.seed}, {seconds:.0f} s")
+          f"temperature {sampling.temperature:g}, top-p {sampling.top_p:g}, repeat penalty {sampling.repeat_penalty:g}, no-repeat n-gram {sampling.no_repeat_ngram}, seed {args.seed}, {seconds:.0f} s")
     print(f"fluent = mean log-prob under the plain LLM ≥ {threshold:.2f} nats/token (10th percentile of plain answers; "
           f"median {np.median(plain_logprobs):.2f}) and not degenerate")
     print("win rate: (wins + ties/2) / prompts; a Drift answer that is not fluent counts as a loss; "

@@ -430,3 +430,17 @@ def test_end_bias_moves_only_the_end_tokens_and_respects_plausibility():
     assert math.exp(-3.0) < 0.1 and math.exp(-3.0) > END_PLAUSIBILITY > math.exp(-9.0)
     assert np.isfinite(gated[3]) and np.isneginf(gated[7])
     assert drift_logits(h_llm, h_attr, h_base, np.zeros(3), Decoding(math.inf), end_bias=1.0, end_ids=end_ids).tobytes() == h_llm.tobytes()
+
+
+def test_no_repeat_ngram_never_completes_an_n_gram_the_answer_holds():
+    logits = np.array([3.0, 2.0, 1.0, 0.0], dtype=np.float32)
+    original = logits.copy()
+    loop = SamplerSettings(greedy=True, no_repeat_ngram=3)
+    # "0 1 2 0 1" then 2 would repeat "0 1 2": the next best token is taken instead.
+    assert Sampler(loop).sample(np.array([0.0, 1.0, 3.0, 2.0], dtype=np.float32), history=[0, 1, 2, 0, 1]) == 3
+    assert Sampler(loop).sample(logits, history=[1, 2]) == 0  # too short to repeat anything
+    np.testing.assert_array_equal(logits, original)
+    only = np.array([-np.inf, 5.0], dtype=np.float32)
+    assert Sampler(SamplerSettings(greedy=True, no_repeat_ngram=1)).sample(only, history=[1]) == 1  # nothing else left
+    with pytest.raises(DriftError, match="no_repeat_ngram"):
+        SamplerSettings(no_repeat_ngram=-1)

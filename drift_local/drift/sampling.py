@@ -32,6 +32,7 @@ class SamplerSettings:
     min_p: float = 0.0  # 0.0: off
     repeat_penalty: float = 1.0  # 1.0: off
     repeat_last_n: int = 64
+    no_repeat_ngram: int = 0  # n: never write an n-gram the answer already holds; 0: off
     greedy: bool = False
     seed: int | None = None
 
@@ -50,6 +51,8 @@ class SamplerSettings:
             )
         if self.repeat_last_n < 0:
             raise DriftError(f"repeat_last_n must be >= 0, got {self.repeat_last_n}")
+        if self.no_repeat_ngram < 0:
+            raise DriftError(f"no_repeat_ngram must be >= 0 (0 turns it off), got {self.no_repeat_ngram}")
 
 
 class Sampler:
@@ -69,6 +72,7 @@ class Sampler:
     def sample(self, logits: np.ndarray, history: Sequence[int] = ()) -> int:
         """Pick the next token id from `logits` (V,); `history` holds earlier token ids."""
         logits = self._penalize_repeats(np.asarray(logits, dtype=np.float32), history)
+        logits = self._ban_repeated_ngrams(logits, history)
         best = int(np.argmax(logits))
         if not np.isfinite(logits[best]):
             raise DriftError("the model returned invalid logits (NaN, or every token masked)")
@@ -96,6 +100,25 @@ class Sampler:
         values = penalized[recent]
         penalized[recent] = np.where(values > 0, values / penalty, values * penalty)
         return penalized
+
+    def _ban_repeated_ngrams(self, logits: np.ndarray, history: Sequence[int]) -> np.ndarray:
+        """Mask every token that would complete an n-gram already in `history` (a loop's next step).
+
+        If that would mask every token, nothing is masked: a forced repeat beats no answer.
+        """
+        n = self.settings.no_repeat_ngram
+        if n == 0 or len(history) < n:
+            return logits
+        tokens = list(history)
+        head = tuple(tokens[len(tokens) - n + 1 :]) if n > 1 else ()
+        banned = {tokens[i + n - 1] for i in range(len(tokens) - n + 1) if tuple(tokens[i : i + n - 1]) == head}
+        banned = [t for t in banned if 0 <= t < logits.size]
+        if not banned:
+            return logits
+        masked = self._buffer("masked", logits.size)
+        np.copyto(masked, logits)
+        masked[banned] = -np.inf
+        return masked if np.any(np.isfinite(masked)) else logits
 
     def _candidates(self, logits: np.ndarray, peak: float) -> tuple[np.ndarray, np.ndarray]:
         """Token ids surviving top-k and top-p, with their unnormalized probabilities.
