@@ -153,8 +153,11 @@ class _Run:
         request.answer.prompt_tokens = len(self.prompts["llm"])
         self.model = roles.models.llm
         self.n_vocab = roles.models.n_vocab
-        styled = self.steering is not None and self.steering.styled
-        self.token_classes = roles.token_classes if styled else None
+        # The style bias is the same every step but at a line's start: both, computed once.
+        self.style_biases: dict[bool, np.ndarray] = {}
+        if self.steering is not None and self.steering.styled:
+            s = self.steering
+            self.style_biases = {start: style_bias(s.style_weights, roles.token_classes, s.answer_tokens, start) for start in (False, True)}
         self.utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.seqs: dict[str, tuple[Context, int]] = {}  # sequence name -> (context, seq id)
 
@@ -208,13 +211,10 @@ class _Run:
 
 
     def _style_bias(self) -> np.ndarray | None:
-        if self.token_classes is None:
+        if not self.style_biases:
             return None
         text = self.answer.text
-        return style_bias(
-            self.steering.style_weights, self.token_classes, self.steering.answer_tokens,
-            at_line_start=not text.strip(" \t") or text.rstrip(" \t").endswith("\n"),
-        )
+        return self.style_biases[not text.strip(" \t") or text.rstrip(" \t").endswith("\n")]
 
 
 def _decode(runs: Sequence[_Run]) -> list[dict[str, np.ndarray]]:
