@@ -213,8 +213,8 @@ class _Run:
     def _style_bias(self) -> np.ndarray | None:
         if not self.style_biases:
             return None
-        text = self.answer.text
-        return self.style_biases[not text.strip(" \t") or text.rstrip(" \t").endswith("\n")]
+        written = self.answer.text.rstrip(" \t")
+        return self.style_biases[not written or written.endswith("\n")]
 
 
 def _decode(runs: Sequence[_Run]) -> list[dict[str, np.ndarray]]:
