@@ -67,7 +67,7 @@ class Model:
         native.start()
         params = llama_cpp.llama_model_default_params()
         params.n_gpu_layers = settings.n_gpu_layers
-        params.use_mmap = True
+        params.use_extra_bufts = not native.built_with_amx()
         self.path = path
         self.ptr = llama_cpp.llama_model_load_from_file(str(path).encode(), params)
         if not self.ptr:

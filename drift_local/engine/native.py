@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import collections
 import ctypes
+import functools
 import os
 import sys
 import threading
+from pathlib import Path
 
 import llama_cpp
 
@@ -48,6 +50,22 @@ def start() -> None:
         llama_cpp.llama_log_set(_on_log, ctypes.c_void_p(0))
         llama_cpp.llama_backend_init()
         _started = True
+
+
+@functools.cache
+def built_with_amx() -> bool:
+    """Whether llama.cpp's CPU backend was compiled with Intel AMX (a native build on a Xeon
+    that has it). Its AMX matrix kernels crash on the embedded Q4_1 model (seen in
+    ggml_backend_amx_mul_mat, llama.cpp of llama-cpp-python 0.3.36), so models then load
+    without the extra buffer types that route to them."""
+    for path in sorted((Path(llama_cpp.__file__).parent / "lib").glob("*ggml-cpu*")):
+        try:
+            has_amx = ctypes.CDLL(str(path)).ggml_cpu_has_amx_int8
+        except (OSError, AttributeError):
+            continue
+        has_amx.restype = ctypes.c_int
+        return bool(has_amx())
+    return False
 
 
 def last_error() -> str:
