@@ -47,6 +47,8 @@ def main() -> None:
     parser.add_argument("--top-p", type=float, default=None)
     parser.add_argument("--repeat-penalty", type=float, default=None, help="(default: the default; 1 is off)")
     parser.add_argument("--no-repeat-ngram", type=int, default=None, help="(default: the default; 0 is off)")
+    parser.add_argument("--style-gain", type=float, default=1.0, help="multiply the fitted style weights (1: as fitted)")
+    parser.add_argument("--dry-multiplier", type=float, default=None, help="(default: the default; 0 is off)")
     parser.add_argument("--max-tokens", type=int, default=256)
     parser.add_argument("--seed", type=int, default=0, help="pairs drawn and answers sampled with this seed")
     parser.add_argument("--out", default=None, help="write every answer and verdict here (JSON)")
@@ -74,7 +76,7 @@ def main() -> None:
     configs = [(k, scale, beta) for k in ks for scale in scales for beta in betas]
     alpha = settings.plausibility if args.plausibility is None else args.plausibility
     budget = settings.kl_budget if args.kl_budget is None else args.kl_budget
-    overrides = {"temperature": args.temperature, "top_p": args.top_p, "repeat_penalty": args.repeat_penalty, "no_repeat_ngram": args.no_repeat_ngram}
+    overrides = {"temperature": args.temperature, "top_p": args.top_p, "repeat_penalty": args.repeat_penalty, "no_repeat_ngram": args.no_repeat_ngram, "dry_multiplier": args.dry_multiplier}
     sampling = replace(settings.sampler(), **{k: v for k, v in overrides.items() if v is not None})
     users = list(SIMULATED_USERS) if args.users == "all" else args.users.split(",")
     prompts = read_prompts(args.prompts)[: args.first_prompts]
@@ -103,7 +105,8 @@ def main() -> None:
             outcome = fit_profile(store, profile, models.slm, settings.context(), method=method)
             for k in ks:
                 for scale in scales:
-                    steerings[(user, k, scale)] = steering_from_fit(outcome.record, store, profile, 10**6 if k == "all" else int(k), scale)
+                    steering = steering_from_fit(outcome.record, store, profile, 10**6 if k == "all" else int(k), scale)
+                    steerings[(user, k, scale)] = replace(steering, style_weights=steering.style_weights * args.style_gain)
             shown = steerings[(user, ks[0], scales[0])]
             top = ", ".join(f"{n} {w:+.3f}" for n, w in zip(shown.names, shown.weights))
             style = ", ".join(f"{n} {w:+.2f}" for n, w in zip(STYLE_NAMES, shown.style_weights) if w) or "none"
@@ -191,7 +194,7 @@ def print_table(summary, users, configs, threshold, plain_logprobs, method, alph
     from drift_local.sessions.simulated_users import DEV_USERS
 
     print(f"\nsteering effect: {args.pairs} pairs a user, {method} fit, α {alpha:g}, KL budget {budget:g}, "
-          f"temperature {sampling.temperature:g}, top-p {sampling.top_p:g}, repeat penalty {sampling.repeat_penalty:g}, no-repeat n-gram {sampling.no_repeat_ngram}, seed {args.seed}, {seconds:.0f} s")
+          f"temperature {sampling.temperature:g}, top-p {sampling.top_p:g}, repeat penalty {sampling.repeat_penalty:g}, no-repeat n-gram {sampling.no_repeat_ngram}, DRY {sampling.dry_multiplier:g}, style gain {args.style_gain:g}, seed {args.seed}, {seconds:.0f} s")
     print(f"fluent = mean log-prob under the plain LLM ≥ {threshold:.2f} nats/token (10th percentile of plain answers; "
           f"median {np.median(plain_logprobs):.2f}) and not degenerate")
     print("win rate: (wins + ties/2) / prompts; a Drift answer that is not fluent counts as a loss; "

@@ -85,6 +85,7 @@ class Settings:
     min_p: Annotated[float, _range(0, 1, high_open=True, help="0 turns it off")] = 0.0
     repeat_penalty: Annotated[float, _range(0, 10, low_open=True, help="1 turns it off")] = 1.0
     no_repeat_ngram: Annotated[int, _range(0, 64, help="never repeat an n-gram of the answer; 0 turns it off")] = 0
+    dry_multiplier: Annotated[float, _range(0, 100, help="DRY: penalize continuing a repeat of 2+ tokens, more each token; 0 turns it off")] = 0.8
     seed: Annotated[Optional[int], _range(0, help="unset: a new random seed each run")] = None
     attributes: Annotated[int, _range(0, 64, help="k attributes used in decoding")] = 7
     # unit: decode with the paper's p = w/|w| (β alone sets the strength); fitted: the weights as fitted.
@@ -126,7 +127,8 @@ class Settings:
 
         return SamplerSettings(
             temperature=self.temperature, top_k=self.top_k, top_p=self.top_p, min_p=self.min_p,
-            repeat_penalty=self.repeat_penalty, no_repeat_ngram=self.no_repeat_ngram, greedy=greedy, seed=self.seed,
+            repeat_penalty=self.repeat_penalty, no_repeat_ngram=self.no_repeat_ngram,
+            dry_multiplier=self.dry_multiplier, greedy=greedy, seed=self.seed,
         )
 
     def decoding(self):

@@ -138,7 +138,7 @@ def test_an_answer_interrupted_before_its_first_token_is_not_a_turn(tiny_gguf):
         consume(chat.ask("hello", Answer()))
 
         class CtrlC:  # the key pressed while the prompt is read, before the first token
-            def sample(self, logits, history):
+            def sample(self, logits, history, breakers):
                 raise KeyboardInterrupt
 
         chat.sampler = CtrlC()

@@ -155,3 +155,20 @@ def test_a_style_taste_steers_through_the_tokens_that_write_it(embedded_gguf):
     assert "!" in plain
     steered = greedy(decoder, calm, conversation=wish, plausibility=0.1).text
     assert "!" not in steered and steered.split()[:3] == plain.split()[:3]
+
+
+def test_a_liked_style_the_llm_rarely_writes_is_within_reach(embedded_gguf, monkeypatch):
+    """"!" after "Canberra" is below α for SmolLM2, yet a taste for it writes one."""
+    from drift_local.drift import steering as drift_steering
+    from drift_local.drift.style import STYLE_NAMES
+
+    decoder = DriftDecoder(models(embedded_gguf), 0, SETTINGS)
+    capital = [Message("user", "What is the capital of Australia?")]
+    weights = np.zeros(len(STYLE_NAMES))
+    weights[STYLE_NAMES.index("exclamations")] = 6.0
+    lively = Steering("You are an AI assistant.", (), (), np.zeros(0), style_weights=weights, answer_tokens=150.0)
+
+    assert "!" not in greedy(decoder, None, conversation=capital, plausibility=0.1).text
+    assert greedy(decoder, lively, conversation=capital, plausibility=0.1).text.endswith("Canberra!")
+    monkeypatch.setattr(drift_steering, "REACH_PLAUSIBILITY", 0.1)  # no reach below α
+    assert "!" not in greedy(decoder, lively, conversation=capital, plausibility=0.1).text

@@ -27,7 +27,7 @@ from drift_local.drift.sampling import (
     log_softmax,
     softmax,
 )
-from drift_local.drift.steering import END_PLAUSIBILITY, Decoding, drift_logits, kl_divergence
+from drift_local.drift.steering import REACH_PLAUSIBILITY, Decoding, drift_logits, kl_divergence
 from drift_local.errors import DriftError
 
 # --- Drift Approximation ----------------------------------------------------
@@ -424,12 +424,39 @@ def test_end_bias_moves_only_the_end_tokens_and_respects_plausibility():
     np.testing.assert_allclose(steered, expected, rtol=1e-6)
     # Under α = 0.1, ending may still be chosen where it is merely unlikely (after a sentence),
     # never where it is implausible (inside one).
-    h_llm[3] = h_llm.max() - 3.0  # e^-3: below α, above END_PLAUSIBILITY
+    h_llm[3] = h_llm.max() - 3.0  # e^-3: below α, above REACH_PLAUSIBILITY
     h_llm[7] = h_llm.max() - 9.0  # e^-9: below both
     gated = drift_logits(h_llm, h_attr, h_base, np.zeros(3), Decoding(0.5, plausibility=0.1), end_bias=1.0, end_ids=end_ids)
-    assert math.exp(-3.0) < 0.1 and math.exp(-3.0) > END_PLAUSIBILITY > math.exp(-9.0)
+    assert math.exp(-3.0) < 0.1 and math.exp(-3.0) > REACH_PLAUSIBILITY > math.exp(-9.0)
     assert np.isfinite(gated[3]) and np.isneginf(gated[7])
     assert drift_logits(h_llm, h_attr, h_base, np.zeros(3), Decoding(math.inf), end_bias=1.0, end_ids=end_ids).tobytes() == h_llm.tobytes()
+
+
+def test_a_token_within_reach_may_be_chosen_below_alpha_but_not_below_the_reach():
+    h_llm, h_attr, h_base = _logits()
+    h_llm[3] = h_llm.max() - 3.0  # e^-3: below α = 0.1, above REACH_PLAUSIBILITY
+    h_llm[5] = h_llm.max() - 3.0
+    h_llm[7] = h_llm.max() - 9.0  # below both
+    bias = np.zeros_like(h_llm)
+    bias[[3, 5, 7]] = 1.0
+    gated = drift_logits(h_llm, h_attr, h_base, np.zeros(3), Decoding(0.5, plausibility=0.1), token_bias=bias, reach=np.array([3, 7]))
+    assert np.isfinite(gated[3]) and np.isneginf(gated[5]) and np.isneginf(gated[7])
+    assert gated[3] == pytest.approx(h_llm[3] + 2.0)  # bias / β
+
+
+def test_dry_penalizes_a_growing_repeat_and_spares_short_ones_and_line_breaks():
+    from drift_local.drift.sampling import repeat_lengths
+
+    # "5 1 2 3 9 1 2 3": writing 9 again would repeat "1 2 3 9"; 3 tokens already repeat.
+    assert repeat_lengths([5, 1, 2, 3, 9, 1, 2, 3]) == {9: 3}
+    assert repeat_lengths([5, 1, 2, 3, 9, 1, 2, 3], breakers=frozenset({2})) == {9: 1}  # a repeat stops at a line break
+    logits = np.array([0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0], dtype=np.float32)
+    dry = Sampler(SamplerSettings(greedy=True, dry_multiplier=0.8))
+    assert dry.sample(logits, [5, 1, 2, 3, 9, 1, 2, 3]) != 9  # 1 − 0.8 · 1.75 < 0
+    assert dry.sample(logits, [5, 1, 9, 6, 1]) == 9  # a repeat of one token is free
+    assert Sampler(SamplerSettings(greedy=True)).sample(logits, [5, 1, 2, 3, 9, 1, 2, 3]) == 9  # off by default
+    with pytest.raises(DriftError, match="dry_multiplier"):
+        SamplerSettings(dry_multiplier=-1.0)
 
 
 def test_no_repeat_ngram_never_completes_an_n_gram_the_answer_holds():

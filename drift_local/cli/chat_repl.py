@@ -22,7 +22,7 @@ from drift_local.sessions.decoder import Answer
 
 HELP = """[bold]/help[/]              this list
 [bold]/system [TEXT][/]     show or set your system prompt for the LLM
-[bold]/set [KEY VALUE][/]   show or change sampling: temperature, top_p, top_k, min_p, repeat_penalty, no_repeat_ngram, seed, max_tokens
+[bold]/set [KEY VALUE][/]   show or change sampling: temperature, top_p, top_k, min_p, repeat_penalty, no_repeat_ngram, dry_multiplier, seed, max_tokens
 [bold]/beta [X][/]          show or set the personalization strength (smaller steers harder; inf = off)
 [bold]/attrs[/]             the active attributes and their weights
 [bold]/plain[/]             toggle Drift off and on, to compare by feel

@@ -18,6 +18,8 @@ from drift_local.errors import DriftError
 # Nucleus candidates taken by partial sort; only when they hold less than
 # top_p of the probability mass does the sampler sort the whole vocabulary.
 _NUCLEUS_CANDIDATES = 1024
+# Repeats longer than this are counted as this long (DRY's penalty is prohibitive by then).
+_MAX_REPEAT = 64
 # Block length for searching running sums (see _search_running_sum).
 _SEARCH_BLOCK = 2048
 
@@ -33,6 +35,9 @@ class SamplerSettings:
     repeat_penalty: float = 1.0  # 1.0: off
     repeat_last_n: int = 64
     no_repeat_ngram: int = 0  # n: never write an n-gram the answer already holds; 0: off
+    dry_multiplier: float = 0.0  # DRY repetition penalty's strength; 0: off
+    dry_base: float = 1.75  # DRY: the penalty grows by this factor per repeated token
+    dry_allowed_length: int = 2  # DRY: repeats up to this many tokens go unpunished
     greedy: bool = False
     seed: int | None = None
 
@@ -53,6 +58,10 @@ class SamplerSettings:
             raise DriftError(f"repeat_last_n must be >= 0, got {self.repeat_last_n}")
         if self.no_repeat_ngram < 0:
             raise DriftError(f"no_repeat_ngram must be >= 0 (0 turns it off), got {self.no_repeat_ngram}")
+        if not (0 <= self.dry_multiplier < math.inf):
+            raise DriftError(f"dry_multiplier must be >= 0 (0 turns it off), got {self.dry_multiplier}")
+        if not (1 <= self.dry_base < math.inf) or self.dry_allowed_length < 1:
+            raise DriftError(f"dry_base must be >= 1 and dry_allowed_length >= 1, got {self.dry_base} and {self.dry_allowed_length}")
 
 
 class Sampler:
@@ -69,10 +78,14 @@ class Sampler:
         self._buffers: dict[str, np.ndarray] = {}
         self._all_ids = np.arange(0)
 
-    def sample(self, logits: np.ndarray, history: Sequence[int] = ()) -> int:
-        """Pick the next token id from `logits` (V,); `history` holds earlier token ids."""
+    def sample(self, logits: np.ndarray, history: Sequence[int] = (), breakers: frozenset[int] = frozenset()) -> int:
+        """Pick the next token id from `logits` (V,); `history` holds earlier token ids.
+
+        `breakers`: token ids (line breaks) that a repeat DRY penalizes never runs across.
+        """
         logits = self._penalize_repeats(np.asarray(logits, dtype=np.float32), history)
         logits = self._ban_repeated_ngrams(logits, history)
+        logits = self._penalize_repeated_sequences(logits, history, breakers)
         best = int(np.argmax(logits))
         if not np.isfinite(logits[best]):
             raise DriftError("the model returned invalid logits (NaN, or every token masked)")
@@ -120,6 +133,25 @@ class Sampler:
         masked[banned] = -np.inf
         return masked if np.any(np.isfinite(masked)) else logits
 
+    def _penalize_repeated_sequences(self, logits: np.ndarray, history: Sequence[int], breakers: frozenset[int]) -> np.ndarray:
+        """DRY ("don't repeat yourself", as in llama.cpp): a token that would continue a repeat of
+        the answer's last n ≥ allowed_length tokens loses multiplier · base^(n − allowed_length) logits.
+
+        Single words and short phrases recur freely; only a growing loop pays, and ever more.
+        """
+        s = self.settings
+        if s.dry_multiplier == 0 or len(history) < s.dry_allowed_length:
+            return logits
+        penalties = repeat_lengths(history, breakers)
+        penalties = {t: s.dry_multiplier * s.dry_base ** (n - s.dry_allowed_length) for t, n in penalties.items() if n >= s.dry_allowed_length and 0 <= t < logits.size}
+        if not penalties:
+            return logits
+        penalized = self._buffer("dry", logits.size)
+        np.copyto(penalized, logits)
+        ids = np.fromiter(penalties, dtype=np.int64, count=len(penalties))
+        penalized[ids] -= np.fromiter(penalties.values(), dtype=np.float32, count=len(penalties))
+        return penalized
+
     def _candidates(self, logits: np.ndarray, peak: float) -> tuple[np.ndarray, np.ndarray]:
         """Token ids surviving top-k and top-p, with their unnormalized probabilities.
 
@@ -146,6 +178,25 @@ class Sampler:
         if buffer is None or buffer.size != size:
             buffer = self._buffers[name] = np.empty(size, dtype=np.float32)
         return buffer
+
+
+def repeat_lengths(history: Sequence[int], breakers: frozenset[int] = frozenset()) -> dict[int, int]:
+    """For each token t: the longest n such that the last n tokens of `history`, then t, already
+    occurred in it (so writing t would repeat n + 1 tokens). Repeats never run across a breaker."""
+    tokens = list(history)
+    end = len(tokens) - 1
+    if end < 0 or tokens[end] in breakers:
+        return {}
+    lengths: dict[int, int] = {}
+    for start in range(end):  # an earlier occurrence of the last token, followed by tokens[start + 1]
+        if tokens[start] != tokens[end]:
+            continue
+        n = 1
+        while n <= min(start, _MAX_REPEAT) and tokens[start - n] == tokens[end - n] and tokens[end - n] not in breakers:
+            n += 1
+        following = tokens[start + 1]
+        lengths[following] = max(lengths.get(following, 0), n)
+    return lengths
 
 
 def _tempered_weights(

@@ -21,18 +21,21 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
 from drift_local.errors import DriftError
 
 _BISECTION_STEPS = 24
-# With the plausibility constraint on, an answer may still end where the LLM gives ending at
-# least this share of its top token's probability. Measured on SmolLM2's plain answers: after
-# a finished sentence, ending is at e^-8 to e^-0.2 of the top token (median e^-8 to e^-0.2
-# by prompt); inside a sentence it stays below e^-6 (median e^-16). Ending early then cuts
-# an answer after a sentence, never inside one.
-END_PLAUSIBILITY = 0.005
+# With the plausibility constraint on, the end of the answer, and a style the profile
+# rewards but the answer does not hold yet (its first "!", "?" or list item), may still be
+# chosen where the LLM gives it at least this share of its top token's probability: such
+# tokens are rarely within α of the top one, though an answer can always end a sentence with
+# "!" instead of ".". Measured on SmolLM2's plain answers: after a finished sentence, ending
+# is at e^-8 to e^-0.2 of the top token; inside a sentence it stays below e^-6 (median
+# e^-16). Ending early then cuts an answer after a sentence, never inside one.
+REACH_PLAUSIBILITY = 0.005
 
 
 def steering_term(h_attr: np.ndarray, h_base: np.ndarray, weights: np.ndarray, beta: float) -> np.ndarray:
@@ -78,13 +81,15 @@ def drift_logits(
     end_bias: float = 0.0,
     end_ids: tuple[int, ...] = (),
     token_bias: np.ndarray | None = None,
+    reach: np.ndarray | None = None,
 ) -> np.ndarray:
     """The steered logits, float32 of shape (V,); implausible tokens are −inf.
 
     `end_bias` is a reward for ending the answer now (a taste for shorter answers, > 0, or
     longer ones, < 0); it is added, divided by β like the rest, to the `end_ids` tokens.
     `token_bias` (V,) is a reward for writing each token (the style taste, `drift.style`),
-    also divided by β. With β = inf, or nothing to add, this is an exact copy of h_llm (no
+    also divided by β. `reach` (ids) may be chosen down to REACH_PLAUSIBILITY, as the end
+    tokens may. With β = inf, or nothing to add, this is an exact copy of h_llm (no
     token masked), so greedy Drift decoding then matches plain decoding token for token.
     """
     weights = np.asarray(weights, dtype=np.float64)
@@ -110,7 +115,8 @@ def drift_logits(
         term += np.asarray(token_bias, dtype=np.float32) / np.float32(decoding.beta)
     if not np.all(np.isfinite(term)):  # an imported fit's length or style weight can be absurd
         raise DriftError("the profile's length or style weights overflow the logits", "refit the profile: drift-local fit --profile NAME")
-    keep = plausible(steered, decoding.plausibility, end_ids)
+    ends = np.asarray(end_ids, np.int64)
+    keep = plausible(steered, decoding.plausibility, ends if reach is None else np.union1d(reach, ends))
     if keep is None:
         steered += np.float32(kl_scale(steered, term, decoding.kl_budget)) * term
         return steered
@@ -120,16 +126,16 @@ def drift_logits(
     return out
 
 
-def plausible(h_llm: np.ndarray, alpha: float, end_ids: tuple[int, ...] = ()) -> np.ndarray | None:
-    """Ids of tokens with p_LLM ≥ α · max p_LLM (and the end tokens ≥ END_PLAUSIBILITY ·
+def plausible(h_llm: np.ndarray, alpha: float, reach: np.ndarray | Sequence[int] = ()) -> np.ndarray | None:
+    """Ids of tokens with p_LLM ≥ α · max p_LLM (and the `reach` ones ≥ REACH_PLAUSIBILITY ·
     max p_LLM), or None when α = 0 (every token)."""
     if alpha <= 0:
         return None
     peak = h_llm.max()
     keep = h_llm >= peak + np.float32(math.log(alpha))
-    if end_ids:
-        ends = np.asarray(end_ids)
-        keep[ends] |= h_llm[ends] >= peak + np.float32(math.log(min(alpha, END_PLAUSIBILITY)))
+    reach = np.asarray(reach, dtype=np.int64)
+    if reach.size:
+        keep[reach] |= h_llm[reach] >= peak + np.float32(math.log(min(alpha, REACH_PLAUSIBILITY)))
     return np.flatnonzero(keep)
 
 

@@ -28,7 +28,7 @@ from drift_local.sessions.runtime import Models, open_models
 
 
 REPLACES_PREVIOUS = "replaces_previous"  # a logged answer that takes the place of the one before
-CHAT_SETTINGS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "no_repeat_ngram", "seed", "max_tokens")  # what /set changes
+CHAT_SETTINGS = ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "no_repeat_ngram", "dry_multiplier", "seed", "max_tokens")  # what /set changes
 
 
 @dataclass

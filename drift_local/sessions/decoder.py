@@ -19,7 +19,7 @@ import numpy as np
 
 from drift_local.drift.sampling import Sampler, entropy_bits, log_softmax
 from drift_local.drift.steering import Decoding, drift_logits
-from drift_local.drift.style import STYLE_NAMES, TokenClasses, describe_style, style_bias, token_classes
+from drift_local.drift.style import STYLE_FEATURES, STYLE_NAMES, StyleFeature, TokenClasses, describe_style, style_bias, token_classes
 from drift_local.engine.template import ChatFormat, Message
 from drift_local.engine.context import Context, ContextSettings, PromptTooLong
 from drift_local.engine.model import Model
@@ -109,6 +109,17 @@ def _token_classes(llm: Model, n_vocab: int) -> TokenClasses:
     return token_classes([llm.token_bytes(i).decode("utf-8", errors="replace") for i in range(n_vocab)])
 
 
+# DRY's sequence breakers, as llama.cpp's defaults: a repeat never runs across a line break,
+# a colon, a quote or markdown emphasis, so list items and headings may share their shape.
+DRY_BREAKERS = ("\n", ":", '"', "*")
+
+
+@functools.cache
+def _dry_breakers(llm: Model, n_vocab: int) -> frozenset[int]:
+    """The LLM's tokens that hold a DRY sequence breaker."""
+    return frozenset(i for i in range(n_vocab) if any(b in llm.token_bytes(i).decode("utf-8", errors="replace") for b in DRY_BREAKERS))
+
+
 class _Roles:
     """The chat formats and contexts of the LLM and sLM roles (one context when they are one file)."""
 
@@ -121,6 +132,10 @@ class _Roles:
     @property
     def token_classes(self) -> TokenClasses:
         return _token_classes(self.models.llm, self.models.n_vocab)
+
+    @property
+    def dry_breakers(self) -> frozenset[int]:
+        return _dry_breakers(self.models.llm, self.models.n_vocab)
 
     def prompts(self, conversation: Sequence[Message], steering: Steering | None) -> dict[str, list[int]]:
         """Token lists of every sequence: 'llm', then (when steering) 'base' and each attribute.
@@ -155,9 +170,15 @@ class _Run:
         self.n_vocab = roles.models.n_vocab
         # The style bias is the same every step but at a line's start: both, computed once.
         self.style_biases: dict[bool, np.ndarray] = {}
+        self.first_style: list[tuple[StyleFeature, dict[bool, np.ndarray]]] = []  # liked styles and their tokens
         if self.steering is not None and self.steering.styled:
-            s = self.steering
-            self.style_biases = {start: style_bias(s.style_weights, roles.token_classes, s.answer_tokens, start) for start in (False, True)}
+            s, classes = self.steering, roles.token_classes
+            self.style_biases = {start: style_bias(s.style_weights, classes, s.answer_tokens, start) for start in (False, True)}
+            self.first_style = [
+                (feature, {False: np.flatnonzero(classes.anywhere[j]), True: np.flatnonzero(classes.anywhere[j] | classes.line_start[j])})
+                for j, feature in enumerate(STYLE_FEATURES) if s.style_weights[j] > 0
+            ]
+        self.breakers = roles.dry_breakers
         self.utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.seqs: dict[str, tuple[Context, int]] = {}  # sequence name -> (context, seq id)
 
@@ -189,11 +210,11 @@ class _Run:
             h_attr = np.stack([rows[name][:n_vocab] for name in self.steering.names]) if self.steering.k else np.empty((0, n_vocab), np.float32)
             logits = drift_logits(
                 h_llm, h_attr, rows["base"][:n_vocab], self.steering.weights, request.decoding,
-                self.steering.end_bias, self.model.end_of_generation_ids, self._style_bias(),
+                self.steering.end_bias, self.model.end_of_generation_ids, *self._style(),
             )
         else:
             logits = h_llm
-        token = request.sampler.sample(logits, answer.tokens)
+        token = request.sampler.sample(logits, answer.tokens, self.breakers)
         step = Step(token, self.utf8.decode(self.model.token_bytes(token)))
         if request.stats:
             step.entropy_llm = entropy_bits(h_llm)
@@ -210,11 +231,16 @@ class _Run:
         return step
 
 
-    def _style_bias(self) -> np.ndarray | None:
+    def _style(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """This step's style bias, and the tokens of liked styles the answer does not hold yet
+        (within reach below α: a first "!" where SmolLM2 would rarely write one)."""
         if not self.style_biases:
-            return None
-        written = self.answer.text.rstrip(" \t")
-        return self.style_biases[not written or written.endswith("\n")]
+            return None, None
+        text = self.answer.text
+        written = text.rstrip(" \t")
+        at_start = not written or written.endswith("\n")
+        missing = [ids[at_start] for feature, ids in self.first_style if not feature.count(text)]
+        return self.style_biases[at_start], np.concatenate(missing) if missing else None
 
 
 def _decode(runs: Sequence[_Run]) -> list[dict[str, np.ndarray]]:
