@@ -104,9 +104,15 @@ class Request:
 
 
 @functools.cache
+def _pieces(llm: Model, n_vocab: int) -> tuple[str, ...]:
+    """Each token's text alone, decoded once a model."""
+    return tuple(llm.token_bytes(i).decode("utf-8", errors="replace") for i in range(n_vocab))
+
+
+@functools.cache
 def _token_classes(llm: Model, n_vocab: int) -> TokenClasses:
     """Which LLM tokens write each style feature: built once a model (~0.5 s for 49k tokens)."""
-    return token_classes([llm.token_bytes(i).decode("utf-8", errors="replace") for i in range(n_vocab)])
+    return token_classes(_pieces(llm, n_vocab))
 
 
 # DRY's sequence breakers, as llama.cpp's defaults: a repeat never runs across a line break,
@@ -117,7 +123,7 @@ DRY_BREAKERS = ("\n", ":", '"', "*")
 @functools.cache
 def _dry_breakers(llm: Model, n_vocab: int) -> frozenset[int]:
     """The LLM's tokens that hold a DRY sequence breaker."""
-    return frozenset(i for i in range(n_vocab) if any(b in llm.token_bytes(i).decode("utf-8", errors="replace") for b in DRY_BREAKERS))
+    return frozenset(i for i, piece in enumerate(_pieces(llm, n_vocab)) if any(b in piece for b in DRY_BREAKERS))
 
 
 class _Roles:
