@@ -27,7 +27,7 @@ from drift_local.drift.sampling import (
     log_softmax,
     softmax,
 )
-from drift_local.drift.steering import REACH_PLAUSIBILITY, Decoding, drift_logits, kl_divergence
+from drift_local.drift.steering import END_PLAUSIBILITY, REACH_PLAUSIBILITY, Decoding, drift_logits, kl_divergence
 from drift_local.errors import DriftError
 
 # --- Drift Approximation ----------------------------------------------------
@@ -422,13 +422,15 @@ def test_end_bias_moves_only_the_end_tokens_and_respects_plausibility():
     expected = h_llm.copy()
     expected[list(end_ids)] += 2.0  # end_bias / β
     np.testing.assert_allclose(steered, expected, rtol=1e-6)
-    # Under α = 0.1, ending may still be chosen where it is merely unlikely (after a sentence),
-    # never where it is implausible (inside one).
-    h_llm[3] = h_llm.max() - 3.0  # e^-3: below α, above REACH_PLAUSIBILITY
-    h_llm[7] = h_llm.max() - 9.0  # e^-9: below both
-    gated = drift_logits(h_llm, h_attr, h_base, np.zeros(3), Decoding(0.5, plausibility=0.1), end_bias=1.0, end_ids=end_ids)
-    assert math.exp(-3.0) < 0.1 and math.exp(-3.0) > REACH_PLAUSIBILITY > math.exp(-9.0)
+    # Under α = 0.1, ending may still be chosen after a finished sentence where it is merely
+    # unlikely; never where it is implausible, and never below α inside a sentence.
+    h_llm[3] = h_llm.max() - 5.0  # e^-5: below α, above END_PLAUSIBILITY
+    h_llm[7] = h_llm.max() - 12.0  # e^-12: below both
+    gated = drift_logits(h_llm, h_attr, h_base, np.zeros(3), Decoding(0.5, plausibility=0.1), end_bias=1.0, end_ids=end_ids, sentence_end=True)
+    assert math.exp(-5.0) < 0.1 and math.exp(-5.0) > END_PLAUSIBILITY > math.exp(-12.0)
     assert np.isfinite(gated[3]) and np.isneginf(gated[7])
+    inside = drift_logits(h_llm, h_attr, h_base, np.zeros(3), Decoding(0.5, plausibility=0.1), end_bias=1.0, end_ids=end_ids)
+    assert np.isneginf(inside[3]) and np.isneginf(inside[7])
     assert drift_logits(h_llm, h_attr, h_base, np.zeros(3), Decoding(math.inf), end_bias=1.0, end_ids=end_ids).tobytes() == h_llm.tobytes()
 
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from drift_local.drift.approx import Pairs, accuracy, fit_bt, sign_stability
 from drift_local.drift.steering import Decoding, drift_logits
-from drift_local.drift.style import RATE_UNIT, STYLE_NAMES, style_bias, style_rates, token_classes
+from drift_local.drift.style import RATE_UNIT, STYLE_NAMES, ends_sentence, position, style_bias, style_rates, token_classes
 
 
 def _rates(text: str, tokens: float = 100.0) -> dict[str, float]:
@@ -36,15 +36,45 @@ def test_token_classes_know_which_tokens_write_a_feature():
     assert anywhere["first person"] == {" I", " my"} and anywhere["contractions"] == {"'s"}
 
 
+def test_a_question_opener_leads_to_a_question_only_where_a_sentence_starts_and_earns_no_bias():
+    pieces = [" What", "What", " what", " Is", "?", " The"]
+    classes = token_classes(pieces)
+    questions = STYLE_NAMES.index("questions")
+    leads = lambda text: {pieces[i] for i in np.flatnonzero(classes.leads(position(text))[questions])}
+    assert leads("Paris is lovely.") == {" What", "What", " Is", "?"}
+    assert leads("") == {" What", "What", " Is", "?"}
+    assert leads("Paris is") == {"?"}  # mid-sentence only the mark itself
+    weights = np.zeros(len(STYLE_NAMES))
+    weights[questions] = 2.0
+    np.testing.assert_allclose(style_bias(weights, classes, 100.0, at=position("Paris is lovely.")), [0, 0, 0, 0, 2.0, 0])
+
+
+def test_a_digit_after_a_digit_extends_the_number_and_earns_no_bias():
+    classes = token_classes(["7", " 7", " the"])
+    weights = np.zeros(len(STYLE_NAMES))
+    weights[STYLE_NAMES.index("numbers")] = 2.0
+    fresh = style_bias(weights, classes, 100.0, at=position("It costs"))
+    inside = style_bias(weights, classes, 100.0, at=position("It costs 1"))
+    np.testing.assert_allclose(fresh, [2.0, 2.0, 0.0])
+    np.testing.assert_allclose(inside, [0.0, 0.0, 0.0])  # "17" is still one number: writing it earns nothing
+
+
+def test_a_sentence_ends_after_its_mark_but_not_after_a_list_number_or_abbreviation():
+    for text in ("The capital is Paris.", "Done!\n\n", 'He said "go."', "Why not? ", "It is **bold.**", "It fell in 1990.", "1.\nThe end."):
+        assert ends_sentence(text), text
+    for text in ("", "The capital is", "Steps:\n1.", "  12.", "See e.g.", "Ask Dr.", "- item one\n"):
+        assert not ends_sentence(text), text
+
+
 def test_style_bias_rewards_each_occurrence_by_its_share_of_an_answer():
     pieces = ["!", "-", " the"]
     classes = token_classes(pieces)
     weights = np.zeros(len(STYLE_NAMES))
     weights[STYLE_NAMES.index("exclamations")] = -2.0
     weights[STYLE_NAMES.index("list items")] = 1.0
-    mid_line = style_bias(weights, classes, answer_tokens=200.0, at_line_start=False)
+    mid_line = style_bias(weights, classes, answer_tokens=200.0, at=position("Well, the"))
     np.testing.assert_allclose(mid_line, [-2.0 * RATE_UNIT / 200.0, 0.0, 0.0])
-    np.testing.assert_allclose(style_bias(weights, classes, 200.0, at_line_start=True), [-1.0, 0.5, 0.0])
+    np.testing.assert_allclose(style_bias(weights, classes, 200.0, at=position("Steps:\n")), [-1.0, 0.5, 0.0])
     h_llm = np.array([0.0, -1.0, -0.5], dtype=np.float32)
     steered = drift_logits(h_llm, np.zeros((0, 3)), np.zeros(3), np.zeros(0), Decoding(0.5), token_bias=mid_line)
     np.testing.assert_allclose(steered, h_llm + mid_line / 0.5)
@@ -81,6 +111,6 @@ def test_an_absurd_imported_style_weight_is_a_clear_error_not_nan_logits():
     classes = token_classes(["!", " the"])
     weights = np.zeros(len(STYLE_NAMES))
     weights[STYLE_NAMES.index("exclamations")] = 1e300
-    bias = style_bias(weights, classes, 200.0, at_line_start=False)  # float32: inf
+    bias = style_bias(weights, classes, 200.0, at=position(""))  # float32: inf
     with pytest.raises(DriftError, match="refit the profile"):
         drift_logits(np.zeros(2, np.float32), np.zeros((0, 2)), np.zeros(2), np.zeros(0), Decoding(0.5), token_bias=bias)

@@ -28,14 +28,17 @@ import numpy as np
 from drift_local.errors import DriftError
 
 _BISECTION_STEPS = 24
-# With the plausibility constraint on, the end of the answer, and a style the profile
-# rewards but the answer does not hold yet (its first "!", "?" or list item), may still be
-# chosen where the LLM gives it at least this share of its top token's probability: such
-# tokens are rarely within α of the top one, though an answer can always end a sentence with
-# "!" instead of ".". Measured on SmolLM2's plain answers: after a finished sentence, ending
-# is at e^-8 to e^-0.2 of the top token; inside a sentence it stays below e^-6 (median
-# e^-16). Ending early then cuts an answer after a sentence, never inside one.
+# With the plausibility constraint on, a style the profile rewards but the answer does not
+# hold yet (its first "!", "?" or list item) may still be chosen where the LLM gives it at
+# least this share of its top token's probability: such tokens are rarely within α of the
+# top one, though an answer can always end a sentence with "!" instead of ".".
 REACH_PLAUSIBILITY = 0.005
+# The end of the answer may be chosen down to this share right after a finished sentence
+# (`drift.style.ends_sentence`), and nowhere else below α: an answer that stops early stops
+# after a sentence, never inside one. Measured on SmolLM2's plain answers: after a finished
+# sentence, ending is at e^-8 to e^-0.2 of the top token. At 1e-4 on the dev prompts a
+# fewer-words profile stopped after the first sentence (29 tokens against 232).
+END_PLAUSIBILITY = REACH_PLAUSIBILITY
 
 
 def steering_term(h_attr: np.ndarray, h_base: np.ndarray, weights: np.ndarray, beta: float) -> np.ndarray:
@@ -82,15 +85,17 @@ def drift_logits(
     end_ids: tuple[int, ...] = (),
     token_bias: np.ndarray | None = None,
     reach: np.ndarray | None = None,
+    sentence_end: bool = False,
 ) -> np.ndarray:
     """The steered logits, float32 of shape (V,); implausible tokens are −inf.
 
     `end_bias` is a reward for ending the answer now (a taste for shorter answers, > 0, or
     longer ones, < 0); it is added, divided by β like the rest, to the `end_ids` tokens.
     `token_bias` (V,) is a reward for writing each token (the style taste, `drift.style`),
-    also divided by β. `reach` (ids) may be chosen down to REACH_PLAUSIBILITY, as the end
-    tokens may. With β = inf, or nothing to add, this is an exact copy of h_llm (no
-    token masked), so greedy Drift decoding then matches plain decoding token for token.
+    also divided by β. `reach` (ids) may be chosen down to REACH_PLAUSIBILITY, and, when the
+    text so far ends a sentence (`sentence_end`), the end tokens down to END_PLAUSIBILITY.
+    With β = inf, or nothing to add, this is an exact copy of h_llm (no token masked), so
+    greedy Drift decoding then matches plain decoding token for token.
     """
     weights = np.asarray(weights, dtype=np.float64)
     if not np.all(np.isfinite(weights)):
@@ -115,8 +120,10 @@ def drift_logits(
         term += np.asarray(token_bias, dtype=np.float32) / np.float32(decoding.beta)
     if not np.all(np.isfinite(term)):  # an imported fit's length or style weight can be absurd
         raise DriftError("the profile's length or style weights overflow the logits", "refit the profile: drift-local fit --profile NAME")
-    ends = np.asarray(end_ids, np.int64)
-    keep = plausible(steered, decoding.plausibility, ends if reach is None else np.union1d(reach, ends))
+    within_reach = [] if reach is None else [(reach, REACH_PLAUSIBILITY)]
+    if sentence_end:
+        within_reach.append((np.asarray(end_ids, np.int64), END_PLAUSIBILITY))
+    keep = plausible(steered, decoding.plausibility, within_reach)
     if keep is None:
         steered += np.float32(kl_scale(steered, term, decoding.kl_budget)) * term
         return steered
@@ -126,16 +133,16 @@ def drift_logits(
     return out
 
 
-def plausible(h_llm: np.ndarray, alpha: float, reach: np.ndarray | Sequence[int] = ()) -> np.ndarray | None:
-    """Ids of tokens with p_LLM ≥ α · max p_LLM (and the `reach` ones ≥ REACH_PLAUSIBILITY ·
-    max p_LLM), or None when α = 0 (every token)."""
+def plausible(h_llm: np.ndarray, alpha: float, reach: Sequence[tuple[np.ndarray, float]] = ()) -> np.ndarray | None:
+    """Ids of tokens with p_LLM ≥ α · max p_LLM, and of each `reach` group's tokens with
+    p_LLM ≥ its floor · max p_LLM; None when α = 0 (every token)."""
     if alpha <= 0:
         return None
     peak = h_llm.max()
     keep = h_llm >= peak + np.float32(math.log(alpha))
-    reach = np.asarray(reach, dtype=np.int64)
-    if reach.size:
-        keep[reach] |= h_llm[reach] >= peak + np.float32(math.log(min(alpha, REACH_PLAUSIBILITY)))
+    for ids, floor in reach:
+        ids = np.asarray(ids, dtype=np.int64)
+        keep[ids] |= h_llm[ids] >= peak + np.float32(math.log(min(alpha, floor)))
     return np.flatnonzero(keep)
 
 

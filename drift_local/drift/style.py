@@ -36,23 +36,38 @@ class StyleFeature:
     name: str
     more: str  # what a positive weight means, as `profile show` says it
     count: Callable[[str], int]  # occurrences in an answer's text
-    writes: Callable[[str], bool]  # whether a token's text writes one (at any position)
-    at_line_start: bool = False  # the token writes one only as the first thing on a line
+    writes: Callable[[str], bool] | None = None  # whether a token's text writes one (at any position)
+    opens_line: Callable[[str], bool] | None = None  # a token that writes one only as the first thing on a line
+    opens_sentence: Callable[[str], bool] | None = None  # a sentence opened by this token leads to one ("What" … "?")
+    continues: Callable[[str], bool] | None = None  # after this text its tokens extend the last occurrence, adding none
 
 
 def _words(text: str) -> list[str]:
     return re.findall(r"[\w'’]+", text)
 
 
+# A sentence opened by one of these ends with "?" in SmolLM2's answers (19 of 21 in the dev
+# candidates; "When" and "Where" open clauses as often, so they are left out).
+QUESTION_OPENERS = frozenset(
+    "What Why How Is Are Do Does Did Can Could Would Should Will Have Has Ever Who Which Isn't Aren't Don't".split()
+)
+
+
 STYLE_FEATURES: tuple[StyleFeature, ...] = (
     StyleFeature("exclamations", "more exclamation marks", lambda t: t.count("!"), lambda p: "!" in p),
-    StyleFeature("questions", "more questions", lambda t: t.count("?"), lambda p: "?" in p),
+    StyleFeature(
+        "questions", "more questions", lambda t: t.count("?"), lambda p: "?" in p,
+        opens_sentence=lambda p: p.strip() in QUESTION_OPENERS,
+    ),
     StyleFeature(
         "list items", "more bulleted or numbered list items",
         lambda t: len(re.findall(r"^[ \t]*(?:[-*•]|\d{1,2}[.)])[ \t]+\S", t, re.MULTILINE)),
-        lambda p: bool(_LIST_MARKER.match(p.strip(" \t"))), at_line_start=True,
+        opens_line=lambda p: bool(_LIST_MARKER.match(p.strip(" \t"))),
     ),
-    StyleFeature("numbers", "more numbers", lambda t: len(re.findall(r"\d+", t)), lambda p: any(c.isdigit() for c in p)),
+    StyleFeature(
+        "numbers", "more numbers", lambda t: len(re.findall(r"\d+", t)), lambda p: any(c.isdigit() for c in p),
+        continues=lambda t: t[-1:].isdigit(),  # another digit makes the number longer, not another number
+    ),
     StyleFeature(
         "contractions", "more contractions (don't, it's)",
         lambda t: len(re.findall(r"\w[" + _APOSTROPHES + r"]\w", t)), lambda p: any(a in p for a in _APOSTROPHES),
@@ -83,41 +98,86 @@ def style_rates(texts: Sequence[str], n_tokens: Sequence[float]) -> np.ndarray:
     return np.where(tokens > 0, RATE_UNIT * counts / np.where(tokens > 0, tokens, 1.0), 0.0)
 
 
+_SENTENCE_END = re.compile(r"[.!?][)\"'”’*]*$")
+_NOT_AN_END = re.compile(r"(?:^[ \t]*\d{1,2}|(?:^|\s)(?:[A-Za-z]|e\.g|i\.e|vs|Mr|Mrs|Dr|St))\.\Z", re.MULTILINE)  # "1." "e.g." "Dr."
+
+
+def ends_sentence(text: str) -> bool:
+    """Whether the text ends a finished sentence ("… Paris." or "… Paris.\n\n"), not a list
+    number, an initial or an abbreviation: where an answer may stop, or a new sentence start."""
+    last = text.rstrip()
+    return bool(_SENTENCE_END.search(last)) and not _NOT_AN_END.search(last)
+
+
+@dataclass(frozen=True)
+class Position:
+    """Where the next token falls in the answer's text, as far as the style features care."""
+
+    line_start: bool
+    sentence_start: bool
+    continuing: tuple[bool, ...]  # per feature: its next token would only extend the last occurrence
+
+
+def position(text: str) -> Position:
+    written = text.rstrip(" \t")
+    return Position(
+        line_start=not written or written.endswith("\n"),
+        sentence_start=not text.strip() or ends_sentence(text),
+        continuing=tuple(bool(f.continues and f.continues(text)) for f in STYLE_FEATURES),
+    )
+
+
 @dataclass(frozen=True)
 class TokenClasses:
-    """Which tokens write each feature: anywhere, and only at the start of a line."""
+    """Which tokens write each feature, anywhere or at a line's start, and which open a
+    sentence that leads to one."""
 
     anywhere: np.ndarray  # (S, V) bool
     line_start: np.ndarray  # (S, V) bool
+    sentence_start: np.ndarray  # (S, V) bool
+
+    def writers(self, at: Position) -> np.ndarray:
+        """(S, V) bool: the tokens that would add an occurrence of each feature here."""
+        active = self.anywhere.copy()
+        if at.line_start:
+            active |= self.line_start
+        active[np.asarray(at.continuing, dtype=bool)] = False
+        return active
+
+    def leads(self, at: Position) -> np.ndarray:
+        """(S, V) bool: the writers, and the tokens that open a sentence leading to one. A lead
+        earns no bias (it writes nothing yet) but may bring a first occurrence within reach."""
+        return self.writers(at) | (self.sentence_start if at.sentence_start else False)
 
 
 def token_classes(pieces: Sequence[str]) -> TokenClasses:
     """Each token's text (`pieces[i]`, as the tokenizer writes token i alone), classified."""
-    anywhere = np.zeros((len(STYLE_FEATURES), len(pieces)), dtype=bool)
-    line_start = np.zeros_like(anywhere)
+    shape = (len(STYLE_FEATURES), len(pieces))
+    anywhere, line_start, sentence_start = np.zeros(shape, bool), np.zeros(shape, bool), np.zeros(shape, bool)
     for j, feature in enumerate(STYLE_FEATURES):
         for i, piece in enumerate(pieces):
-            if feature.at_line_start:
+            if feature.writes and feature.writes(piece):
+                anywhere[j, i] = True
+            if feature.opens_line:
                 # A token that starts a new line itself ("\n-") writes a marker wherever it falls.
                 head, newline, tail = piece.rpartition("\n")
-                if newline and feature.writes(tail):
+                if newline and feature.opens_line(tail):
                     anywhere[j, i] = True
-                elif not newline and feature.writes(piece):
+                elif not newline and feature.opens_line(piece):
                     line_start[j, i] = True
-            elif feature.writes(piece):
-                anywhere[j, i] = True
-    return TokenClasses(anywhere, line_start)
+            if feature.opens_sentence and feature.opens_sentence(piece):
+                sentence_start[j, i] = True
+    return TokenClasses(anywhere, line_start, sentence_start)
 
 
-def style_bias(weights: np.ndarray, classes: TokenClasses, answer_tokens: float, at_line_start: bool) -> np.ndarray:
-    """The logit bias (V,) that a reward of `weights[j]` per unit of feature j puts on its tokens.
+def style_bias(weights: np.ndarray, classes: TokenClasses, answer_tokens: float, at: Position) -> np.ndarray:
+    """The logit bias (V,) that a reward of `weights[j]` per unit of feature j puts on the tokens
+    that would write one more here.
 
     One more occurrence in an answer of about `answer_tokens` tokens raises its rate by
     RATE_UNIT / answer_tokens, so that is the reward of writing the token now.
     """
     per_token = np.asarray(weights, dtype=np.float64) * RATE_UNIT / max(float(answer_tokens), 1.0)
-    bias = per_token @ classes.anywhere
-    if at_line_start:
-        bias = bias + per_token @ classes.line_start
+    bias = per_token @ classes.writers(at)
     with np.errstate(over="ignore"):  # an absurd weight becomes inf, which drift_logits reports
         return bias.astype(np.float32)

@@ -19,7 +19,7 @@ import numpy as np
 
 from drift_local.drift.sampling import Sampler, entropy_bits, log_softmax
 from drift_local.drift.steering import Decoding, drift_logits
-from drift_local.drift.style import STYLE_FEATURES, STYLE_NAMES, StyleFeature, TokenClasses, describe_style, style_bias, token_classes
+from drift_local.drift.style import STYLE_FEATURES, STYLE_NAMES, Position, TokenClasses, describe_style, position, style_bias, token_classes
 from drift_local.engine.template import ChatFormat, Message
 from drift_local.engine.context import Context, ContextSettings, PromptTooLong
 from drift_local.engine.model import Model
@@ -174,16 +174,11 @@ class _Run:
         request.answer.prompt_tokens = len(self.prompts["llm"])
         self.model = roles.models.llm
         self.n_vocab = roles.models.n_vocab
-        # The style bias is the same every step but at a line's start: both, computed once.
-        self.style_biases: dict[bool, np.ndarray] = {}
-        self.first_style: list[tuple[StyleFeature, dict[bool, np.ndarray]]] = []  # liked styles and their tokens
-        if self.steering is not None and self.steering.styled:
-            s, classes = self.steering, roles.token_classes
-            self.style_biases = {start: style_bias(s.style_weights, classes, s.answer_tokens, start) for start in (False, True)}
-            self.first_style = [
-                (feature, {False: np.flatnonzero(classes.anywhere[j]), True: np.flatnonzero(classes.anywhere[j] | classes.line_start[j])})
-                for j, feature in enumerate(STYLE_FEATURES) if s.style_weights[j] > 0
-            ]
+        styled = self.steering is not None and self.steering.styled
+        self.classes = roles.token_classes if styled else None
+        # The style bias, the liked features and their writers by text position (line start,
+        # sentence start, inside a number): few positions, so each is worked out once.
+        self.style_at: dict[Position, tuple[np.ndarray, list[int], list[np.ndarray]]] = {}
         self.breakers = roles.dry_breakers
         self.utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.seqs: dict[str, tuple[Context, int]] = {}  # sequence name -> (context, seq id)
@@ -237,16 +232,23 @@ class _Run:
         return step
 
 
-    def _style(self) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """This step's style bias, and the tokens of liked styles the answer does not hold yet
-        (within reach below α: a first "!" where SmolLM2 would rarely write one)."""
-        if not self.style_biases:
-            return None, None
+    def _style(self) -> tuple[np.ndarray | None, np.ndarray | None, bool]:
+        """This step's style bias; the tokens of liked styles the answer does not hold yet
+        (within reach below α: a first "!" where SmolLM2 would rarely write one); and whether
+        the text ends a sentence (where the answer may end below α)."""
         text = self.answer.text
-        written = text.rstrip(" \t")
-        at_start = not written or written.endswith("\n")
-        missing = [ids[at_start] for feature, ids in self.first_style if not feature.count(text)]
-        return self.style_biases[at_start], np.concatenate(missing) if missing else None
+        at = position(text)
+        if self.classes is None:
+            return None, None, at.sentence_start and bool(text.strip())
+        if at not in self.style_at:
+            s = self.steering
+            leads = self.classes.leads(at)
+            liked = [j for j in range(len(STYLE_FEATURES)) if s.style_weights[j] > 0]
+            reach = [np.flatnonzero(leads[j]) for j in liked]
+            self.style_at[at] = (style_bias(s.style_weights, self.classes, s.answer_tokens, at), liked, reach)
+        bias, liked, reach = self.style_at[at]
+        missing = [ids for j, ids in zip(liked, reach) if not STYLE_FEATURES[j].count(text)]
+        return bias, np.concatenate(missing) if missing else None, at.sentence_start and bool(text.strip())
 
 
 def _decode(runs: Sequence[_Run]) -> list[dict[str, np.ndarray]]:
