@@ -109,7 +109,10 @@ def main() -> None:
                     steerings[(user, k, scale)] = replace(steering, style_weights=steering.style_weights * args.style_gain)
             shown = steerings[(user, ks[0], scales[0])]
             top = ", ".join(f"{n} {w:+.3f}" for n, w in zip(shown.names, shown.weights))
-            style = ", ".join(f"{n} {w:+.2f}" for n, w in zip(STYLE_NAMES, shown.style_weights) if w) or "none"
+            style = ", ".join(
+                f"{n} {w:+.2f}" + (f" (to {c:.1f})" if w > 0 and np.isfinite(c) else "")
+                for n, w, c in zip(STYLE_NAMES, shown.style_weights, shown.style_ceilings) if w
+            ) or "none"
             print(f"{user}: fitted on {len(sample)} pairs ({method}); end bias {shown.end_bias:+.2f}; style: {style}; top: {top}", flush=True)
 
     # 2. Every answer in one batch: plain once per prompt, Drift per user, β and k.

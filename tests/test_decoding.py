@@ -157,6 +157,27 @@ def test_a_style_taste_steers_through_the_tokens_that_write_it(embedded_gguf):
     assert "!" not in steered and steered.split()[:3] == plain.split()[:3]
 
 
+def test_a_liked_style_stops_being_rewarded_at_the_rate_its_fitted_answers_reached(embedded_gguf):
+    """Uncapped, a strong taste for numbers writes a list of figures ("1.11 days", "1.12 days",
+    ...); capped at 2 per 100 tokens it stops after the first."""
+    from drift_local.drift.style import STYLE_FEATURES, STYLE_NAMES
+
+    decoder = DriftDecoder(models(embedded_gguf), 0, SETTINGS)
+    question = [Message("user", "How many days are in a year? Give figures.")]
+    weights = np.zeros(len(STYLE_NAMES))
+    numbers = STYLE_NAMES.index("numbers")
+    weights[numbers] = 8.0
+    count = STYLE_FEATURES[numbers].count
+
+    def answer(ceilings):
+        taste = Steering("You are an AI assistant.", (), (), np.zeros(0), style_weights=weights, answer_tokens=150.0, style_ceilings=ceilings)
+        return greedy(decoder, taste, conversation=question, plausibility=0.1, max_tokens=60).text
+
+    uncapped, capped = answer(np.zeros(0)), answer(np.full(len(STYLE_NAMES), 2.0))
+    assert count(uncapped) >= 8 and 1 <= count(capped) < count(uncapped) / 2
+    assert capped.split()[:2] == uncapped.split()[:2]  # the same start: the first figure is still rewarded
+
+
 def test_a_liked_style_the_llm_rarely_writes_is_within_reach(embedded_gguf, monkeypatch):
     """"!" after "Canberra" is below α for SmolLM2, yet a taste for it writes one."""
     from drift_local.drift import steering as drift_steering

@@ -31,7 +31,8 @@ def save_fit(name: str) -> None:
                        names=NAMES, weights=[1.0 - 1.5 * i / (n - 1) for i in range(n)],
                        preference=[1.5 - 3 * i / (n - 1) for i in range(n)],
                        sign_stability=[0.6] + [1.0] * (n - 1), regularization=10.0, length_weight=-0.01,
-                       style_weights={"exclamations": -0.5, "list items": 0.25, "numbers": 0.0})
+                       style_weights={"exclamations": -0.5, "list items": 0.25, "numbers": 0.0},
+                       style_ceilings={"exclamations": 1.5, "list items": 4.0, "numbers": 2.0})
 
 
 def test_create_import_list(cli):

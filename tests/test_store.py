@@ -104,6 +104,7 @@ def test_scores_from_before_end_of_turn_scoring_are_dropped(tmp_path):
 def _rewind_to_v2(path) -> None:
     """Make a current store look like one written by schema version 2."""
     with sqlite3.connect(path) as conn:
+        conn.execute("ALTER TABLE fits DROP COLUMN style_ceilings")  # v6
         conn.execute("ALTER TABLE fits DROP COLUMN style_weights")  # v5
         conn.execute("ALTER TABLE fits DROP COLUMN n_left_out")  # v4
         conn.execute("ALTER TABLE fits DROP COLUMN sign_stability")

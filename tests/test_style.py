@@ -6,7 +6,7 @@ import numpy as np
 
 from drift_local.drift.approx import Pairs, accuracy, fit_bt, sign_stability
 from drift_local.drift.steering import Decoding, drift_logits
-from drift_local.drift.style import RATE_UNIT, STYLE_NAMES, ends_sentence, position, style_bias, style_rates, token_classes
+from drift_local.drift.style import RATE_UNIT, STYLE_NAMES, at_ceiling, ends_sentence, position, style_bias, style_rates, token_classes
 
 
 def _rates(text: str, tokens: float = 100.0) -> dict[str, float]:
@@ -80,6 +80,19 @@ def test_style_bias_rewards_each_occurrence_by_its_share_of_an_answer():
     np.testing.assert_allclose(steered, h_llm + mid_line / 0.5)
     plain = drift_logits(h_llm, np.zeros((0, 3)), np.zeros(3), np.zeros(0), Decoding(math.inf), token_bias=mid_line)
     assert plain.tobytes() == h_llm.tobytes()
+
+
+def test_a_liked_style_is_rewarded_only_up_to_the_highest_rate_its_fitted_answers_had():
+    weights = np.array([2.0, 2.0, -3.0])  # two liked features, one disliked
+    ceilings = np.array([5.0, 5.0, 5.0])
+    # 1 in 10 tokens is 10 per 100, above 5: capped. 0 so far: a first occurrence is always rewarded.
+    assert at_ceiling(weights, ceilings, [1, 0, 0], 10) == (0,)
+    assert at_ceiling(weights, ceilings, [1, 1, 0], 30) == ()  # 3.3 per 100, below the ceiling
+    assert at_ceiling(weights, ceilings, [2, 3, 9], 20) == (0, 1)  # a disliked feature is never capped
+    assert at_ceiling(weights, np.zeros(0), [9, 9, 9], 10) == ()  # a fit from before ceilings: no cap
+    # The ceilings come from every fitted answer, chosen or not.
+    pairs = Pairs.of(np.zeros((2, 1)), np.zeros((2, 1)), win_style=[[1.0, 0.0], [3.0, 0.0]], lose_style=[[2.0, 0.5], [0.0, 0.0]])
+    np.testing.assert_array_equal(pairs.style_ceilings(), [3.0, 0.5])
 
 
 def test_fit_bt_learns_a_style_taste_the_attribute_rewards_do_not_carry():

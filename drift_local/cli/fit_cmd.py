@@ -46,6 +46,7 @@ def fit(
             "n_pairs": record.n_pairs, "scored_tokens": outcome.scored_tokens,
             "attributes": [{"name": n, "weight": w, "preference": p} for n, w, p in zip(record.names, record.weights, record.preference)],
             "length_weight": record.length_weight, "style_weights": record.style_weights,
+            "style_ceilings": record.style_ceilings,
         })
         return
     ties = outcome.ties

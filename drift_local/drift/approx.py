@@ -90,6 +90,11 @@ class Pairs:
     def style_gaps(self) -> np.ndarray:
         return self.win_style - self.lose_style
 
+    def style_ceilings(self) -> np.ndarray:
+        """(S,): each style rate's highest value among the answers, chosen or not: the range a
+        reward linear in the rate was fitted on (decoding rewards a style only up to there)."""
+        return np.vstack([self.win_style, self.lose_style]).max(axis=0, initial=0.0)
+
 
 @dataclass(frozen=True)
 class Fit:

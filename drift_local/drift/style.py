@@ -170,6 +170,21 @@ def token_classes(pieces: Sequence[str]) -> TokenClasses:
     return TokenClasses(anywhere, line_start, sentence_start)
 
 
+def at_ceiling(weights: np.ndarray, ceilings: np.ndarray, counts: Sequence[int], n_tokens: int) -> tuple[int, ...]:
+    """The liked features whose rate in the answer so far has reached its ceiling (the highest
+    rate among the fitted answers; `ceilings` may be empty: none).
+
+    A reward fitted as linear in a rate only speaks for rates the fitted answers had. Beyond
+    them, rewarding each further "1" or "!" makes the best answer one made of nothing else
+    (digit runs such as "1.1.1.2:1"), so the reward stops there. A first occurrence always
+    counts; disliked features are never capped.
+    """
+    if not np.size(ceilings):
+        return ()
+    rates = RATE_UNIT * np.asarray(counts, dtype=np.float64) / max(n_tokens, 1)
+    return tuple(int(j) for j in np.flatnonzero((np.asarray(weights) > 0) & (np.asarray(counts) > 0) & (rates >= ceilings)))
+
+
 def style_bias(weights: np.ndarray, classes: TokenClasses, answer_tokens: float, at: Position) -> np.ndarray:
     """The logit bias (V,) that a reward of `weights[j]` per unit of feature j puts on the tokens
     that would write one more here.

@@ -19,7 +19,9 @@ import numpy as np
 
 from drift_local.drift.sampling import Sampler, entropy_bits, log_softmax
 from drift_local.drift.steering import Decoding, drift_logits
-from drift_local.drift.style import STYLE_FEATURES, STYLE_NAMES, Position, TokenClasses, describe_style, position, style_bias, token_classes
+from drift_local.drift.style import (
+    STYLE_FEATURES, STYLE_NAMES, Position, TokenClasses, at_ceiling, describe_style, position, style_bias, token_classes,
+)
 from drift_local.engine.template import ChatFormat, Message
 from drift_local.engine.context import Context, ContextSettings, PromptTooLong
 from drift_local.engine.model import Model
@@ -38,6 +40,7 @@ class Steering:
     end_bias: float = 0.0  # reward for ending the answer now: > 0 for a taste for shorter answers
     style_weights: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (S,) per drift.style feature
     answer_tokens: float = 0.0  # the fitted answers' mean length: turns style rates into per-token rewards
+    style_ceilings: np.ndarray = field(default_factory=lambda: np.zeros(0))  # (S,) highest fitted rates; empty: no cap
 
     @property
     def k(self) -> int:
@@ -176,9 +179,12 @@ class _Run:
         self.n_vocab = roles.models.n_vocab
         styled = self.steering is not None and self.steering.styled
         self.classes = roles.token_classes if styled else None
-        # The style bias, the liked features and their writers by text position (line start,
-        # sentence start, inside a number): few positions, so each is worked out once.
-        self.style_at: dict[Position, tuple[np.ndarray, list[int], list[np.ndarray]]] = {}
+        # The style bias by text position (line start, sentence start, inside a number) and
+        # by which liked features are at their ceiling; the liked features' leads by position.
+        # Few combinations occur, so each is worked out once.
+        self.style_bias_at: dict[tuple[Position, tuple[int, ...]], np.ndarray] = {}
+        self.leads_at: dict[Position, list[np.ndarray]] = {}
+        self.liked = [] if self.classes is None else [j for j, w in enumerate(self.steering.style_weights) if w > 0]
         self.breakers = roles.dry_breakers
         self.utf8 = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.seqs: dict[str, tuple[Context, int]] = {}  # sequence name -> (context, seq id)
@@ -240,15 +246,19 @@ class _Run:
         at = position(text)
         if self.classes is None:
             return None, None, at.sentence_start and bool(text.strip())
-        if at not in self.style_at:
-            s = self.steering
+        s = self.steering
+        counts = np.zeros(len(STYLE_FEATURES), dtype=np.int64)
+        counts[self.liked] = [STYLE_FEATURES[j].count(text) for j in self.liked]
+        full = at_ceiling(s.style_weights, s.style_ceilings, counts, len(self.answer.tokens))
+        if (at, full) not in self.style_bias_at:
+            weights = s.style_weights.copy()
+            weights[list(full)] = 0.0
+            self.style_bias_at[(at, full)] = style_bias(weights, self.classes, s.answer_tokens, at)
+        if at not in self.leads_at:
             leads = self.classes.leads(at)
-            liked = [j for j in range(len(STYLE_FEATURES)) if s.style_weights[j] > 0]
-            reach = [np.flatnonzero(leads[j]) for j in liked]
-            self.style_at[at] = (style_bias(s.style_weights, self.classes, s.answer_tokens, at), liked, reach)
-        bias, liked, reach = self.style_at[at]
-        missing = [ids for j, ids in zip(liked, reach) if not STYLE_FEATURES[j].count(text)]
-        return bias, np.concatenate(missing) if missing else None, at.sentence_start and bool(text.strip())
+            self.leads_at[at] = [np.flatnonzero(leads[j]) for j in self.liked]
+        missing = [ids for j, ids in zip(self.liked, self.leads_at[at]) if not counts[j]]
+        return self.style_bias_at[(at, full)], np.concatenate(missing) if missing else None, at.sentence_start and bool(text.strip())
 
 
 def _decode(runs: Sequence[_Run]) -> list[dict[str, np.ndarray]]:

@@ -61,6 +61,7 @@ def save_fit(
         answer_tokens=float(np.mean(np.concatenate([pairs.win_tokens, pairs.lose_tokens]))),
         n_left_out=n_left_out,
         style_weights=None if fit.style_weights is None else dict(zip(STYLE_NAMES, fit.style_weights.tolist())),
+        style_ceilings=None if fit.style_weights is None else dict(zip(STYLE_NAMES, pairs.style_ceilings().tolist())),
     )
     return next(r for r in store.fit_history(profile, limit=5) if r.id == record_id)
 
@@ -137,6 +138,7 @@ def steering_from_fit(record: FitRecord, store: Store, profile: Profile, k: int,
         weights = weights / np.linalg.norm(weights)
     chosen = [i for i in top_k(weights, k) if record.names[i] in prompts]
     style = record.style_weights or {}
+    ceilings = record.style_ceilings or {}  # fits from before ceilings have none: no cap
     return Steering(
         base=store.active_attributes(profile).base,
         names=tuple(record.names[i] for i in chosen),
@@ -144,6 +146,7 @@ def steering_from_fit(record: FitRecord, store: Store, profile: Profile, k: int,
         weights=weights[chosen],
         end_bias=end_bias(record.length_weight, record.answer_tokens),
         style_weights=np.array([style.get(name, 0.0) for name in STYLE_NAMES]),
+        style_ceilings=np.array([ceilings.get(name, np.inf) for name in STYLE_NAMES]),
         answer_tokens=record.answer_tokens,
     )
 

@@ -184,10 +184,9 @@ def _is_fit(fit) -> bool:
         and (fit.get("sign_stability") is None or numbers(fit["sign_stability"]))
         and (fit.get("regularization") is None or numbers([fit["regularization"]]))
         and numbers([fit.get("length_weight", 0.0), fit.get("answer_tokens", 0.0)])
-        and (fit.get("style_weights") is None or (
-            isinstance(fit["style_weights"], dict) and all(isinstance(k, str) for k in fit["style_weights"])
-            and numbers(list(fit["style_weights"].values()))
-        ))
+        and all(fit.get(key) is None or (
+            isinstance(fit[key], dict) and all(isinstance(k, str) for k in fit[key]) and numbers(list(fit[key].values()))
+        ) for key in ("style_weights", "style_ceilings"))
     )
 
 
@@ -215,6 +214,6 @@ def _apply_extras(store: Store, profile: Profile, extras: dict, outcome: ImportO
                 names=fit["names"], weights=fit["weights"], preference=fit["preference"],
                 sign_stability=fit.get("sign_stability"), regularization=fit.get("regularization"),
                 length_weight=fit.get("length_weight", 0.0), answer_tokens=fit.get("answer_tokens", 0.0),
-                style_weights=fit.get("style_weights"), created=fit["created"],
+                style_weights=fit.get("style_weights"), style_ceilings=fit.get("style_ceilings"), created=fit["created"],
             )
             outcome.fits += 1

@@ -109,6 +109,7 @@ class FitRecord:
     answer_tokens: float = 0.0  # mean length of the fitted pairs' answers, in tokens
     n_left_out: int = 0  # pairs too long to score, left out of this fit
     style_weights: dict[str, float] | None = None  # reward per unit of each style rate (bt with style)
+    style_ceilings: dict[str, float] | None = None  # each style rate's highest value among the fitted answers
 
 
 @dataclass(frozen=True)
@@ -225,9 +226,18 @@ def _migrate_v5(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE fits ADD COLUMN style_weights TEXT")
 
 
+def _migrate_v6(conn: sqlite3.Connection) -> None:
+    # Fits record the style rates their answers reached: decoding rewards a style only up to there.
+    conn.execute("ALTER TABLE fits ADD COLUMN style_ceilings TEXT")
+
+
 # Migration i brings the schema from version i to i + 1. Append only; never edit a released one.
-MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_v1, _migrate_v2, _migrate_v3, _migrate_v4, _migrate_v5]
+MIGRATIONS: list[Callable[[sqlite3.Connection], None]] = [_migrate_v1, _migrate_v2, _migrate_v3, _migrate_v4, _migrate_v5, _migrate_v6]
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _style_json(values: dict[str, float] | None) -> str | None:
+    return None if values is None else json.dumps({str(k): float(v) for k, v in values.items()})
 
 
 def _now() -> str:
@@ -700,6 +710,7 @@ class Store:
         answer_tokens: float = 0.0,
         n_left_out: int = 0,
         style_weights: dict[str, float] | None = None,
+        style_ceilings: dict[str, float] | None = None,
         created: str | None = None,  # an imported fit keeps its time
     ) -> int:
         if not names or not len(names) == len(weights) == len(preference):
@@ -711,15 +722,15 @@ class Store:
             return self._conn.execute(
                 """INSERT INTO fits (profile_id, created, model_id, method, reward, n_pairs,
                                      names, weights, preference, sign_stability, regularization,
-                                     length_weight, answer_tokens, n_left_out, style_weights)
-                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                                     length_weight, answer_tokens, n_left_out, style_weights, style_ceilings)
+                   VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
                 (
                     profile.id, created or _now(), model_id, method, reward, int(n_pairs), json.dumps(list(names)),
                     json.dumps([float(w) for w in weights]), json.dumps([float(p) for p in preference]),
                     None if sign_stability is None else json.dumps([float(x) for x in sign_stability]),
                     None if regularization is None else float(regularization),
                     float(length_weight), float(answer_tokens), int(n_left_out),
-                    None if style_weights is None else json.dumps({str(k): float(v) for k, v in style_weights.items()}),
+                    _style_json(style_weights), _style_json(style_ceilings),
                 ),
             ).lastrowid
 
@@ -735,12 +746,13 @@ class Store:
         # SQLite reads LIMIT -1 as no limit.
         rows = self._rows(
             """SELECT id, created, model_id, method, reward, n_pairs, names, weights, preference,
-                      sign_stability, regularization, length_weight, answer_tokens, n_left_out, style_weights
+                      sign_stability, regularization, length_weight, answer_tokens, n_left_out, style_weights,
+                      style_ceilings
                FROM fits WHERE profile_id = ? AND (? IS NULL OR model_id = ?)
                ORDER BY id DESC LIMIT ?""",
             (profile.id, model_id, model_id, limit),
         )
-        decoded = ("names", "weights", "preference", "sign_stability", "style_weights")
+        decoded = ("names", "weights", "preference", "sign_stability", "style_weights", "style_ceilings")
         return [FitRecord(**{**row, **{k: json.loads(row[k]) if row[k] is not None else None for k in decoded}}) for row in rows]
 
     # -- chat log ---------------------------------------------------------------------------
