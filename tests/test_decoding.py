@@ -193,3 +193,23 @@ def test_a_liked_style_the_llm_rarely_writes_is_within_reach(embedded_gguf, monk
     assert greedy(decoder, lively, conversation=capital, plausibility=0.1).text.endswith("Canberra!")
     monkeypatch.setattr(drift_steering, "REACH_PLAUSIBILITY", 0.1)  # no reach below α
     assert "!" not in greedy(decoder, lively, conversation=capital, plausibility=0.1).text
+
+
+def test_a_taste_for_questions_asks_one_after_the_answers_first_sentence(embedded_gguf):
+    """SmolLM2 asks nothing about tea; a question opener earns the question's reward until the
+    answer holds one, so a taste for questions asks one, and not as the answer's first words."""
+    from drift_local.drift.style import STYLE_NAMES
+
+    decoder = DriftDecoder(models(embedded_gguf), 0, SETTINGS)
+    tea = [Message("user", "How do I make a good cup of tea?")]
+    weights = np.zeros(len(STYLE_NAMES))
+    weights[STYLE_NAMES.index("questions")] = 3.0
+    curious = Steering("You are an AI assistant.", (), (), np.zeros(0), style_weights=weights, answer_tokens=100.0)
+
+    plain = greedy(decoder, None, conversation=tea, plausibility=0.1, max_tokens=70).text
+    asked = greedy(decoder, curious, conversation=tea, plausibility=0.1, max_tokens=70).text
+    assert "?" not in plain and "?" in asked
+    first_sentence = plain.split(". ")[0]
+    assert asked.startswith(first_sentence)
+    question = asked[: asked.index("?")].split(". ")[-1]
+    assert len(question.split()) >= 3, question  # a question, not a bare "What?"

@@ -31,22 +31,37 @@ def test_token_classes_know_which_tokens_write_a_feature():
     anywhere = {name: {pieces[i] for i in np.flatnonzero(row)} for name, row in zip(STYLE_NAMES, classes.anywhere)}
     line_start = {name: {pieces[i] for i in np.flatnonzero(row)} for name, row in zip(STYLE_NAMES, classes.line_start)}
     assert anywhere["exclamations"] == {"!", "?!"} and anywhere["questions"] == {"?!"}
-    assert anywhere["list items"] == {"\n-"} and line_start["list items"] == {"-", " -"}
+    assert anywhere["list items"] == {"\n-"} and line_start["list items"] == {"-", " -", "7"}  # "7" opens "7. …"
     assert anywhere["numbers"] == {"7"} and anywhere["hedges"] == {" might", " Might"}
     assert anywhere["first person"] == {" I", " my"} and anywhere["contractions"] == {"'s"}
 
 
-def test_a_question_opener_leads_to_a_question_only_where_a_sentence_starts_and_earns_no_bias():
+def test_a_question_opener_leads_to_a_question_only_where_a_sentence_starts():
     pieces = [" What", "What", " what", " Is", "?", " The"]
     classes = token_classes(pieces)
     questions = STYLE_NAMES.index("questions")
     leads = lambda text: {pieces[i] for i in np.flatnonzero(classes.leads(position(text))[questions])}
     assert leads("Paris is lovely.") == {" What", "What", " Is", "?"}
-    assert leads("") == {" What", "What", " Is", "?"}
-    assert leads("Paris is") == {"?"}  # mid-sentence only the mark itself
+    assert leads("") == {" What", "What", " Is"}
+    assert leads("Paris is lovely and") == {"?"}  # mid-sentence only the mark itself
+    assert leads("Paris is lovely. What") == set()  # "What?" closes no question
+
+
+def test_a_question_opener_earns_the_question_reward_only_until_the_answer_holds_a_question():
+    pieces = [" What", "What", " what", " Is", "?", " The"]
+    classes = token_classes(pieces)
+    questions = STYLE_NAMES.index("questions")
     weights = np.zeros(len(STYLE_NAMES))
     weights[questions] = 2.0
-    np.testing.assert_allclose(style_bias(weights, classes, 100.0, at=position("Paris is lovely.")), [0, 0, 0, 0, 2.0, 0])
+    bias = lambda text, missing: style_bias(weights, classes, 100.0, at=position(text), missing=missing)
+    np.testing.assert_allclose(bias("Paris is lovely.", [questions]), [2.0, 2.0, 0, 2.0, 2.0, 0])
+    np.testing.assert_allclose(bias("Paris is lovely. Is it so?", []), [0, 0, 0, 0, 2.0, 0])  # one question held: the mark alone
+    np.testing.assert_allclose(bias("Paris is lovely and", [questions]), [0, 0, 0, 0, 2.0, 0])  # mid-sentence: no opener
+    np.testing.assert_allclose(bias("", [questions]), [0, 0, 0, 0, 0, 0])  # the answer does not open with a question
+    np.testing.assert_allclose(bias("Paris is lovely. Is it", [questions]), [0, 0, 0, 0, 0, 0])  # no "Is it?"
+    weights[questions] = -2.0  # a disliked feature has no leads, and costs wherever it is written
+    np.testing.assert_allclose(bias("Paris is lovely.", [questions]), [0, 0, 0, 0, -2.0, 0])
+    np.testing.assert_allclose(bias("Paris is lovely. Is it", [questions]), [0, 0, 0, 0, -2.0, 0])
 
 
 def test_a_digit_after_a_digit_extends_the_number_and_earns_no_bias():

@@ -28,7 +28,8 @@ HEDGES = frozenset(
 )
 FIRST_PERSON = frozenset(("I", "me", "my", "mine", "myself", "Me", "My", "Mine", "Myself"))
 _APOSTROPHES = "'’"
-_LIST_MARKER = re.compile(r"^(?:[-*•]|\d{1,2}[.)])$")
+# A bullet, or a numbered item's number: tokenizers that split "1." write its digit alone first.
+_LIST_MARKER = re.compile(r"^(?:[-*•]|\d{1,2}[.)]?)$")
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class StyleFeature:
     writes: Callable[[str], bool] | None = None  # whether a token's text writes one (at any position)
     opens_line: Callable[[str], bool] | None = None  # a token that writes one only as the first thing on a line
     opens_sentence: Callable[[str], bool] | None = None  # a sentence opened by this token leads to one ("What" … "?")
+    needs_body: bool = False  # written only after a sentence has a few words: a lone "What?" is no question
     continues: Callable[[str], bool] | None = None  # after this text its tokens extend the last occurrence, adding none
 
 
@@ -57,7 +59,7 @@ STYLE_FEATURES: tuple[StyleFeature, ...] = (
     StyleFeature("exclamations", "more exclamation marks", lambda t: t.count("!"), lambda p: "!" in p),
     StyleFeature(
         "questions", "more questions", lambda t: t.count("?"), lambda p: "?" in p,
-        opens_sentence=lambda p: p.strip() in QUESTION_OPENERS,
+        opens_sentence=lambda p: p.strip() in QUESTION_OPENERS, needs_body=True,
     ),
     StyleFeature(
         "list items", "more bulleted or numbered list items",
@@ -82,6 +84,7 @@ STYLE_FEATURES: tuple[StyleFeature, ...] = (
     ),
 )
 STYLE_NAMES = tuple(f.name for f in STYLE_FEATURES)
+_NEEDS_BODY = [j for j, f in enumerate(STYLE_FEATURES) if f.needs_body]
 
 
 def describe_style(weights: dict[str, float] | None) -> str:
@@ -109,6 +112,11 @@ def ends_sentence(text: str) -> bool:
     return bool(_SENTENCE_END.search(last)) and not _NOT_AN_END.search(last)
 
 
+# A question's body: "?" after fewer words than this closes no question ("What?").
+BODY_WORDS = 3
+_SENTENCE_BREAK = re.compile(r"[.!?:][)\"'”’*]*\s+|\n")
+
+
 @dataclass(frozen=True)
 class Position:
     """Where the next token falls in the answer's text, as far as the style features care."""
@@ -116,6 +124,8 @@ class Position:
     line_start: bool
     sentence_start: bool
     continuing: tuple[bool, ...]  # per feature: its next token would only extend the last occurrence
+    opening: bool  # nothing written yet
+    has_body: bool  # the sentence under way has BODY_WORDS words or more
 
 
 def position(text: str) -> Position:
@@ -124,6 +134,8 @@ def position(text: str) -> Position:
         line_start=not written or written.endswith("\n"),
         sentence_start=not text.strip() or ends_sentence(text),
         continuing=tuple(bool(f.continues and f.continues(text)) for f in STYLE_FEATURES),
+        opening=not text.strip(),
+        has_body=len(_words(_SENTENCE_BREAK.split(text)[-1])) >= BODY_WORDS,
     )
 
 
@@ -144,10 +156,17 @@ class TokenClasses:
         active[np.asarray(at.continuing, dtype=bool)] = False
         return active
 
+    def rewarded(self, at: Position) -> np.ndarray:
+        """(S, V) bool: the writers a liked feature rewards here; a "?" needs a question before it."""
+        active = self.writers(at)
+        if not at.has_body:
+            active[_NEEDS_BODY] = False
+        return active
+
     def leads(self, at: Position) -> np.ndarray:
-        """(S, V) bool: the writers, and the tokens that open a sentence leading to one. A lead
-        earns no bias (it writes nothing yet) but may bring a first occurrence within reach."""
-        return self.writers(at) | (self.sentence_start if at.sentence_start else False)
+        """(S, V) bool: the rewarded writers, and the tokens that open a sentence leading to one:
+        what may bring a liked feature's first occurrence within reach."""
+        return self.rewarded(at) | (self.sentence_start if at.sentence_start else False)
 
 
 def token_classes(pieces: Sequence[str]) -> TokenClasses:
@@ -185,14 +204,25 @@ def at_ceiling(weights: np.ndarray, ceilings: np.ndarray, counts: Sequence[int],
     return tuple(int(j) for j in np.flatnonzero((np.asarray(weights) > 0) & (np.asarray(counts) > 0) & (rates >= ceilings)))
 
 
-def style_bias(weights: np.ndarray, classes: TokenClasses, answer_tokens: float, at: Position) -> np.ndarray:
+def style_bias(
+    weights: np.ndarray, classes: TokenClasses, answer_tokens: float, at: Position, missing: Sequence[int] = ()
+) -> np.ndarray:
     """The logit bias (V,) that a reward of `weights[j]` per unit of feature j puts on the tokens
     that would write one more here.
 
     One more occurrence in an answer of about `answer_tokens` tokens raises its rate by
-    RATE_UNIT / answer_tokens, so that is the reward of writing the token now.
+    RATE_UNIT / answer_tokens, so that is the reward of writing the token now. For the liked
+    features the answer does not hold yet (`missing`), a token that opens a sentence leading
+    to one ("What" … "?") earns that reward too, after the answer's first sentence: a question
+    is planned from its first word, and "?" alone comes too late to start one. Only the first
+    occurrence is led to, so a lead cannot loop ("What? What? …").
     """
     per_token = np.asarray(weights, dtype=np.float64) * RATE_UNIT / max(float(answer_tokens), 1.0)
-    bias = per_token @ classes.writers(at)
+    writers = np.where((per_token > 0)[:, None], classes.rewarded(at), classes.writers(at))  # a disliked "?" costs anywhere
+    bias = per_token @ writers
+    if at.sentence_start and not at.opening and len(missing):
+        rows = np.asarray(missing, dtype=np.int64)
+        rows = rows[per_token[rows] > 0]
+        bias += per_token[rows] @ (classes.sentence_start[rows] & ~writers[rows])
     with np.errstate(over="ignore"):  # an absurd weight becomes inf, which drift_logits reports
         return bias.astype(np.float32)

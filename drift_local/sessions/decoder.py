@@ -179,10 +179,11 @@ class _Run:
         self.n_vocab = roles.models.n_vocab
         styled = self.steering is not None and self.steering.styled
         self.classes = roles.token_classes if styled else None
-        # The style bias by text position (line start, sentence start, inside a number) and
-        # by which liked features are at their ceiling; the liked features' leads by position.
+        # The style bias by text position (line start, sentence start, inside a number), by
+        # which liked features are at their ceiling and which the answer lacks; the liked
+        # features' leads by position.
         # Few combinations occur, so each is worked out once.
-        self.style_bias_at: dict[tuple[Position, tuple[int, ...]], np.ndarray] = {}
+        self.style_bias_at: dict[tuple[Position, tuple[int, ...], tuple[int, ...]], np.ndarray] = {}
         self.leads_at: dict[Position, list[np.ndarray]] = {}
         self.liked = [] if self.classes is None else [j for j, w in enumerate(self.steering.style_weights) if w > 0]
         self.breakers = roles.dry_breakers
@@ -250,15 +251,16 @@ class _Run:
         counts = np.zeros(len(STYLE_FEATURES), dtype=np.int64)
         counts[self.liked] = [STYLE_FEATURES[j].count(text) for j in self.liked]
         full = at_ceiling(s.style_weights, s.style_ceilings, counts, len(self.answer.tokens))
-        if (at, full) not in self.style_bias_at:
+        absent = tuple(j for j in self.liked if not counts[j])
+        if (at, full, absent) not in self.style_bias_at:
             weights = s.style_weights.copy()
             weights[list(full)] = 0.0
-            self.style_bias_at[(at, full)] = style_bias(weights, self.classes, s.answer_tokens, at)
+            self.style_bias_at[(at, full, absent)] = style_bias(weights, self.classes, s.answer_tokens, at, absent)
         if at not in self.leads_at:
             leads = self.classes.leads(at)
             self.leads_at[at] = [np.flatnonzero(leads[j]) for j in self.liked]
-        missing = [ids for j, ids in zip(self.liked, self.leads_at[at]) if not counts[j]]
-        return self.style_bias_at[(at, full)], np.concatenate(missing) if missing else None, at.sentence_start and bool(text.strip())
+        missing = [ids for j, ids in zip(self.liked, self.leads_at[at]) if j in absent]
+        return self.style_bias_at[(at, full, absent)], np.concatenate(missing) if missing else None, at.sentence_start and bool(text.strip())
 
 
 def _decode(runs: Sequence[_Run]) -> list[dict[str, np.ndarray]]:
