@@ -246,7 +246,7 @@ class _Run:
         text = self.answer.text
         at = position(text)
         if self.classes is None:
-            return None, None, at.sentence_start and bool(text.strip())
+            return None, None, at.sentence_start and not at.opening
         s = self.steering
         counts = np.zeros(len(STYLE_FEATURES), dtype=np.int64)
         counts[self.liked] = [STYLE_FEATURES[j].count(text) for j in self.liked]
@@ -260,7 +260,7 @@ class _Run:
             leads = self.classes.leads(at)
             self.leads_at[at] = [np.flatnonzero(leads[j]) for j in self.liked]
         missing = [ids for j, ids in zip(self.liked, self.leads_at[at]) if j in absent]
-        return self.style_bias_at[(at, full, absent)], np.concatenate(missing) if missing else None, at.sentence_start and bool(text.strip())
+        return self.style_bias_at[(at, full, absent)], np.concatenate(missing) if missing else None, at.sentence_start and not at.opening
 
 
 def _decode(runs: Sequence[_Run]) -> list[dict[str, np.ndarray]]:
