@@ -74,6 +74,31 @@ def test_a_digit_after_a_digit_extends_the_number_and_earns_no_bias():
     np.testing.assert_allclose(inside, [0.0, 0.0, 0.0])  # "17" is still one number: writing it earns nothing
 
 
+def test_a_liked_list_puts_its_next_item_on_a_new_line_after_each_finished_sentence():
+    pieces = ["\n", "\n\n", " 2", "-", " The"]
+    classes = token_classes(pieces)
+    weights = np.zeros(len(STYLE_NAMES))
+    weights[STYLE_NAMES.index("list items")] = 2.0
+    bias = lambda text: style_bias(weights, classes, 100.0, at=position(text))
+    np.testing.assert_allclose(bias("1. Clean the tank. 2. Rinse it."), [2.0, 2.0, 0, 0, 0])  # not inline
+    np.testing.assert_allclose(bias("1. Clean the tank.\n"), [0, 0, 2.0, 2.0, 0])  # a marker, not a blank line
+    np.testing.assert_allclose(bias("1. Clean the"), [0] * 5)  # mid-sentence
+    np.testing.assert_allclose(bias(""), [0, 0, 2.0, 2.0, 0])  # no blank line first
+    weights[STYLE_NAMES.index("list items")] = -2.0  # a disliked list leaves line breaks alone
+    np.testing.assert_allclose(bias("Clean the tank."), [0] * 5)
+
+
+def test_a_disliked_contraction_costs_at_its_stem_where_do_not_is_still_a_choice():
+    pieces = [" don", " Don", "'t", " do", " isn", " won", "'s"]
+    classes = token_classes(pieces)
+    weights = np.zeros(len(STYLE_NAMES))
+    weights[STYLE_NAMES.index("contractions")] = -2.0
+    bias = lambda text: style_bias(weights, classes, 100.0, at=position(text))
+    np.testing.assert_allclose(bias("I"), [-2.0, -2.0, -2.0, 0, -2.0, 0, -2.0])  # "won" is a word of its own
+    np.testing.assert_allclose(bias("I don"), [0] * 7)  # the "'t" completes the contraction the stem paid for
+    assert _rates("I don't know, it isn't.")["contractions"] == 2 * RATE_UNIT / 100
+
+
 def test_a_sentence_ends_after_its_mark_but_not_after_a_list_number_or_abbreviation():
     for text in ("The capital is Paris.", "Done!\n\n", 'He said "go."', "Why not? ", "It is **bold.**", "It fell in 1990.", "1.\nThe end."):
         assert ends_sentence(text), text

@@ -28,6 +28,12 @@ HEDGES = frozenset(
 )
 FIRST_PERSON = frozenset(("I", "me", "my", "mine", "myself", "Me", "My", "Mine", "Myself"))
 _APOSTROPHES = "'’"
+# Words that only ever come before "n't": a tokenizer that writes "don't" as "don" "'t" has
+# committed to the contraction at the stem, where "do not" is still one choice among others;
+# after it, "'t" is often the only plausible token, so a cost on "'t" alone cannot act.
+CONTRACTION_STEMS = frozenset(
+    "don doesn didn isn aren wasn weren haven hasn hadn wouldn shouldn couldn mustn needn".split()
+)
 # A bullet, or a numbered item's number: tokenizers that split "1." write its digit alone first.
 _LIST_MARKER = re.compile(r"^(?:[-*•]|\d{1,2}[.)]?)$")
 
@@ -40,12 +46,18 @@ class StyleFeature:
     writes: Callable[[str], bool] | None = None  # whether a token's text writes one (at any position)
     opens_line: Callable[[str], bool] | None = None  # a token that writes one only as the first thing on a line
     opens_sentence: Callable[[str], bool] | None = None  # a sentence opened by this token leads to one ("What" … "?")
+    breaks_line: bool = False  # after a sentence, a line break leads to one: a list's next item goes on its own line
     needs_body: bool = False  # written only after a sentence has a few words: a lone "What?" is no question
     continues: Callable[[str], bool] | None = None  # after this text its tokens extend the last occurrence, adding none
 
 
 def _words(text: str) -> list[str]:
     return re.findall(r"[\w'’]+", text)
+
+
+def _ends_with_stem(text: str) -> bool:
+    last = re.search(r"(\w+)\Z", text)
+    return bool(last) and last.group(1).lower() in CONTRACTION_STEMS
 
 
 # A sentence opened by one of these ends with "?" in SmolLM2's answers (19 of 21 in the dev
@@ -65,6 +77,7 @@ STYLE_FEATURES: tuple[StyleFeature, ...] = (
         "list items", "more bulleted or numbered list items",
         lambda t: len(re.findall(r"^[ \t]*(?:[-*•]|\d{1,2}[.)])[ \t]+\S", t, re.MULTILINE)),
         opens_line=lambda p: bool(_LIST_MARKER.match(p.strip(" \t"))),
+        breaks_line=True,
     ),
     StyleFeature(
         "numbers", "more numbers", lambda t: len(re.findall(r"\d+", t)), lambda p: any(c.isdigit() for c in p),
@@ -72,7 +85,9 @@ STYLE_FEATURES: tuple[StyleFeature, ...] = (
     ),
     StyleFeature(
         "contractions", "more contractions (don't, it's)",
-        lambda t: len(re.findall(r"\w[" + _APOSTROPHES + r"]\w", t)), lambda p: any(a in p for a in _APOSTROPHES),
+        lambda t: len(re.findall(r"\w[" + _APOSTROPHES + r"]\w", t)),
+        lambda p: any(a in p for a in _APOSTROPHES) or p.strip().lower() in CONTRACTION_STEMS,
+        continues=lambda t: _ends_with_stem(t),  # the "'t" after "don" completes the one already counted
     ),
     StyleFeature(
         "first person", "more first-person words (I, me, my)",
@@ -85,6 +100,7 @@ STYLE_FEATURES: tuple[StyleFeature, ...] = (
 )
 STYLE_NAMES = tuple(f.name for f in STYLE_FEATURES)
 _NEEDS_BODY = [j for j, f in enumerate(STYLE_FEATURES) if f.needs_body]
+_BREAKS_LINE = [j for j, f in enumerate(STYLE_FEATURES) if f.breaks_line]
 
 
 def describe_style(weights: dict[str, float] | None) -> str:
@@ -147,6 +163,7 @@ class TokenClasses:
     anywhere: np.ndarray  # (S, V) bool
     line_start: np.ndarray  # (S, V) bool
     sentence_start: np.ndarray  # (S, V) bool
+    line_break: np.ndarray  # (V,) bool: tokens of nothing but line breaks
 
     def writers(self, at: Position) -> np.ndarray:
         """(S, V) bool: the tokens that would add an occurrence of each feature here."""
@@ -186,7 +203,8 @@ def token_classes(pieces: Sequence[str]) -> TokenClasses:
                     line_start[j, i] = True
             if feature.opens_sentence and feature.opens_sentence(piece):
                 sentence_start[j, i] = True
-    return TokenClasses(anywhere, line_start, sentence_start)
+    line_break = np.array(["\n" in piece and not piece.strip() for piece in pieces], dtype=bool)
+    return TokenClasses(anywhere, line_start, sentence_start, line_break)
 
 
 def at_ceiling(weights: np.ndarray, ceilings: np.ndarray, counts: Sequence[int], n_tokens: int) -> tuple[int, ...]:
@@ -215,7 +233,9 @@ def style_bias(
     features the answer does not hold yet (`missing`), a token that opens a sentence leading
     to one ("What" … "?") earns that reward too, after the answer's first sentence: a question
     is planned from its first word, and "?" alone comes too late to start one. Only the first
-    occurrence is led to, so a lead cannot loop ("What? What? …").
+    occurrence is led to, so a lead cannot loop ("What? What? …"). A liked list item is led
+    to by a line break after a finished sentence, every time until its ceiling: SmolLM2
+    otherwise writes a list's items inline ("1. Clean … 2. Remove …"), which holds one item.
     """
     per_token = np.asarray(weights, dtype=np.float64) * RATE_UNIT / max(float(answer_tokens), 1.0)
     writers = np.where((per_token > 0)[:, None], classes.rewarded(at), classes.writers(at))  # a disliked "?" costs anywhere
@@ -224,5 +244,7 @@ def style_bias(
         rows = np.asarray(missing, dtype=np.int64)
         rows = rows[per_token[rows] > 0]
         bias += per_token[rows] @ (classes.sentence_start[rows] & ~writers[rows])
+    if at.sentence_start and not at.line_start and not at.opening:
+        bias += max(0.0, float(per_token[_BREAKS_LINE].sum())) * classes.line_break
     with np.errstate(over="ignore"):  # an absurd weight becomes inf, which drift_logits reports
         return bias.astype(np.float32)
