@@ -213,3 +213,20 @@ def test_a_taste_for_questions_asks_one_after_the_answers_first_sentence(embedde
     assert asked.startswith(first_sentence)
     question = asked[: asked.index("?")].split(". ")[-1]
     assert len(question.split()) >= 3, question  # a question, not a bare "What?"
+
+
+def test_a_taste_for_lists_puts_each_item_on_its_own_line(embedded_gguf):
+    """SmolLM2, steered toward list items, numbers them inline ("1. Buy in bulk: … 2. Use
+    coupons: 3. …"), which is one list item; a line break after a finished sentence earns the
+    list's reward, so the items go on their own lines."""
+    from drift_local.drift.style import STYLE_FEATURES, STYLE_NAMES
+
+    decoder = DriftDecoder(models(embedded_gguf), 0, SETTINGS)
+    groceries = [Message("user", "How can I save money on groceries?")]
+    weights = np.zeros(len(STYLE_NAMES))
+    lists = STYLE_NAMES.index("list items")
+    weights[lists] = 3.0
+    listing = Steering("You are an AI assistant.", (), (), np.zeros(0), style_weights=weights, answer_tokens=100.0)
+
+    listed = greedy(decoder, listing, conversation=groceries, plausibility=0.1, max_tokens=90).text
+    assert STYLE_FEATURES[lists].count(listed) >= 4, listed

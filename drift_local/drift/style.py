@@ -87,7 +87,7 @@ STYLE_FEATURES: tuple[StyleFeature, ...] = (
         "contractions", "more contractions (don't, it's)",
         lambda t: len(re.findall(r"\w[" + _APOSTROPHES + r"]\w", t)),
         lambda p: any(a in p for a in _APOSTROPHES) or p.strip().lower() in CONTRACTION_STEMS,
-        continues=lambda t: _ends_with_stem(t),  # the "'t" after "don" completes the one already counted
+        continues=_ends_with_stem,  # the "'t" after "don" completes the one already counted
     ),
     StyleFeature(
         "first person", "more first-person words (I, me, my)",
