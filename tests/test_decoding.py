@@ -29,6 +29,15 @@ def steering(weights) -> Steering:
     return Steering("You are an AI assistant.", names, prompts, np.asarray(weights, dtype=np.float64))
 
 
+def style_taste(feature: str, weight: float, answer_tokens: float = 150.0, ceilings=np.zeros(0)) -> Steering:
+    """A profile with one style weight and no attributes."""
+    from drift_local.drift.style import STYLE_NAMES
+
+    weights = np.zeros(len(STYLE_NAMES))
+    weights[STYLE_NAMES.index(feature)] = weight
+    return Steering("You are an AI assistant.", (), (), np.zeros(0), style_weights=weights, answer_tokens=answer_tokens, style_ceilings=ceilings)
+
+
 def greedy(decoder, steer, beta=0.5, max_tokens=24, conversation=CONVERSATION, plausibility=0.0) -> Answer:
     answer = Answer()
     decoding = Decoding(beta, plausibility=plausibility)
@@ -143,13 +152,9 @@ def test_a_next_turn_decodes_only_what_the_last_answer_left_undone(tiny_gguf):
 
 def test_a_style_taste_steers_through_the_tokens_that_write_it(embedded_gguf):
     """A profile that avoids exclamation marks drops them from an answer that has one."""
-    from drift_local.drift.style import STYLE_NAMES
-
     decoder = DriftDecoder(models(embedded_gguf), 0, SETTINGS)
     wish = [Message("user", "Write a cheerful one-line birthday wish for my friend.")]
-    weights = np.zeros(len(STYLE_NAMES))
-    weights[STYLE_NAMES.index("exclamations")] = -5.0
-    calm = Steering("You are an AI assistant.", (), (), np.zeros(0), style_weights=weights, answer_tokens=150.0)
+    calm = style_taste("exclamations", -5.0)
 
     plain = greedy(decoder, None, conversation=wish, plausibility=0.1).text
     assert "!" in plain
@@ -164,13 +169,10 @@ def test_a_liked_style_stops_being_rewarded_at_the_rate_its_fitted_answers_reach
 
     decoder = DriftDecoder(models(embedded_gguf), 0, SETTINGS)
     question = [Message("user", "How many days are in a year? Give figures.")]
-    weights = np.zeros(len(STYLE_NAMES))
-    numbers = STYLE_NAMES.index("numbers")
-    weights[numbers] = 8.0
-    count = STYLE_FEATURES[numbers].count
+    count = STYLE_FEATURES[STYLE_NAMES.index("numbers")].count
 
     def answer(ceilings):
-        taste = Steering("You are an AI assistant.", (), (), np.zeros(0), style_weights=weights, answer_tokens=150.0, style_ceilings=ceilings)
+        taste = style_taste("numbers", 8.0, ceilings=ceilings)
         return greedy(decoder, taste, conversation=question, plausibility=0.1, max_tokens=60).text
 
     uncapped, capped = answer(np.zeros(0)), answer(np.full(len(STYLE_NAMES), 2.0))
@@ -181,13 +183,10 @@ def test_a_liked_style_stops_being_rewarded_at_the_rate_its_fitted_answers_reach
 def test_a_liked_style_the_llm_rarely_writes_is_within_reach(embedded_gguf, monkeypatch):
     """"!" after "Canberra" is below α for SmolLM2, yet a taste for it writes one."""
     from drift_local.drift import steering as drift_steering
-    from drift_local.drift.style import STYLE_NAMES
 
     decoder = DriftDecoder(models(embedded_gguf), 0, SETTINGS)
     capital = [Message("user", "What is the capital of Australia?")]
-    weights = np.zeros(len(STYLE_NAMES))
-    weights[STYLE_NAMES.index("exclamations")] = 6.0
-    lively = Steering("You are an AI assistant.", (), (), np.zeros(0), style_weights=weights, answer_tokens=150.0)
+    lively = style_taste("exclamations", 6.0)
 
     assert "!" not in greedy(decoder, None, conversation=capital, plausibility=0.1).text
     assert greedy(decoder, lively, conversation=capital, plausibility=0.1).text.endswith("Canberra!")
@@ -198,13 +197,9 @@ def test_a_liked_style_the_llm_rarely_writes_is_within_reach(embedded_gguf, monk
 def test_a_taste_for_questions_asks_one_after_the_answers_first_sentence(embedded_gguf):
     """SmolLM2 asks nothing about tea; a question opener earns the question's reward until the
     answer holds one, so a taste for questions asks one, and not as the answer's first words."""
-    from drift_local.drift.style import STYLE_NAMES
-
     decoder = DriftDecoder(models(embedded_gguf), 0, SETTINGS)
     tea = [Message("user", "How do I make a good cup of tea?")]
-    weights = np.zeros(len(STYLE_NAMES))
-    weights[STYLE_NAMES.index("questions")] = 3.0
-    curious = Steering("You are an AI assistant.", (), (), np.zeros(0), style_weights=weights, answer_tokens=100.0)
+    curious = style_taste("questions", 3.0, answer_tokens=100.0)
 
     plain = greedy(decoder, None, conversation=tea, plausibility=0.1, max_tokens=70).text
     asked = greedy(decoder, curious, conversation=tea, plausibility=0.1, max_tokens=70).text
@@ -223,10 +218,7 @@ def test_a_taste_for_lists_puts_each_item_on_its_own_line(embedded_gguf):
 
     decoder = DriftDecoder(models(embedded_gguf), 0, SETTINGS)
     groceries = [Message("user", "How can I save money on groceries?")]
-    weights = np.zeros(len(STYLE_NAMES))
-    lists = STYLE_NAMES.index("list items")
-    weights[lists] = 3.0
-    listing = Steering("You are an AI assistant.", (), (), np.zeros(0), style_weights=weights, answer_tokens=100.0)
+    listing = style_taste("list items", 3.0, answer_tokens=100.0)
 
     listed = greedy(decoder, listing, conversation=groceries, plausibility=0.1, max_tokens=90).text
-    assert STYLE_FEATURES[lists].count(listed) >= 4, listed
+    assert STYLE_FEATURES[STYLE_NAMES.index("list items")].count(listed) >= 4, listed
